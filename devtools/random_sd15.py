@@ -1,0 +1,215 @@
+"""Seeded random-weight SD1.5 models for tests, benchmarks and the demo. Nothing is ever downloaded.
+
+- ``full_sd15_checkpoint()``: a full-size SD1.5 single-file checkpoint in the original LDM key layout
+  (UNet 320 channels / context 768, CLIP ViT-L text encoder, VAE), fp16, ~2 GB. ComfyUI's
+  CheckpointLoaderSimple detects it as SD15. Speed does not depend on weight values, so it serves the
+  benchmarks too.
+- ``tiny_sd15_diffusers()``: a reduced-width SD1.5-family diffusers folder (unet / vae / text_encoder /
+  tokenizer / scheduler) for fast unit tests.
+
+Both are cached under ``.cache/models`` (git-ignored), keyed by seed and builder version, and written
+atomically (temporary name + rename), so concurrent or interrupted builds never leave a broken file.
+``python -m devtools.random_sd15 [--full] [--tiny]`` builds them ahead of a test run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import shutil
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+MODELS_CACHE = REPO_ROOT / ".cache" / "models"
+BUILDER_VERSION = 2
+
+log = logging.getLogger(__name__)
+
+SD15_UNET_CONFIG = {
+    "sample_size": 64,
+    "in_channels": 4,
+    "out_channels": 4,
+    "down_block_types": ["CrossAttnDownBlock2D", "CrossAttnDownBlock2D", "CrossAttnDownBlock2D", "DownBlock2D"],
+    "up_block_types": ["UpBlock2D", "CrossAttnUpBlock2D", "CrossAttnUpBlock2D", "CrossAttnUpBlock2D"],
+    "block_out_channels": [320, 640, 1280, 1280],
+    "layers_per_block": 2,
+    "cross_attention_dim": 768,
+    "attention_head_dim": 8,
+    "norm_num_groups": 32,
+}
+SD15_VAE_CONFIG = {
+    "in_channels": 3,
+    "out_channels": 3,
+    "down_block_types": ["DownEncoderBlock2D"] * 4,
+    "up_block_types": ["UpDecoderBlock2D"] * 4,
+    "block_out_channels": [128, 256, 512, 512],
+    "layers_per_block": 2,
+    "latent_channels": 4,
+    "norm_num_groups": 32,
+    "sample_size": 512,
+    "scaling_factor": 0.18215,
+}
+SD15_TEXT_CONFIG = {
+    "vocab_size": 49408,
+    "hidden_size": 768,
+    "intermediate_size": 3072,
+    "num_hidden_layers": 12,
+    "num_attention_heads": 12,
+    "max_position_embeddings": 77,
+    "hidden_act": "quick_gelu",
+    "projection_dim": 768,
+    "bos_token_id": 49406,
+    "eos_token_id": 49407,
+    "pad_token_id": 1,
+}
+# SD1.5's training noise schedule
+SD15_SCHEDULER_CONFIG = {
+    "num_train_timesteps": 1000,
+    "beta_start": 0.00085,
+    "beta_end": 0.012,
+    "beta_schedule": "scaled_linear",
+    "clip_sample": False,
+    "set_alpha_to_one": False,
+    "steps_offset": 1,
+    "prediction_type": "epsilon",
+}
+
+TINY_UNET_CONFIG = {
+    **SD15_UNET_CONFIG,
+    "sample_size": 8,
+    "block_out_channels": [32, 64, 64, 64],
+    "cross_attention_dim": 32,
+    "attention_head_dim": 8,
+    "norm_num_groups": 8,
+}
+TINY_VAE_CONFIG = {**SD15_VAE_CONFIG, "block_out_channels": [16, 32, 32, 32], "norm_num_groups": 8, "sample_size": 64}
+TINY_TEXT_CONFIG = {
+    **SD15_TEXT_CONFIG,
+    "hidden_size": 32,
+    "intermediate_size": 64,
+    "num_hidden_layers": 2,
+    "num_attention_heads": 4,
+    "projection_dim": 32,
+}
+
+
+def build_unet(config: dict, seed: int):
+    from diffusers import UNet2DConditionModel
+
+    torch.manual_seed(seed)
+    return UNet2DConditionModel(**config).eval()
+
+
+def build_vae(config: dict, seed: int):
+    from diffusers import AutoencoderKL
+
+    torch.manual_seed(seed + 1)
+    return AutoencoderKL(**config).eval()
+
+
+def build_text_encoder(config: dict, seed: int):
+    from transformers import CLIPTextConfig, CLIPTextModel
+
+    torch.manual_seed(seed + 2)
+    return CLIPTextModel(CLIPTextConfig(**config)).eval()
+
+
+def _atomic_dir(target: Path) -> Path:
+    target.parent.mkdir(parents=True, exist_ok=True)
+    return Path(tempfile.mkdtemp(prefix=f".{target.name}-", dir=target.parent))
+
+
+def _publish(staging: Path, target: Path) -> None:
+    try:
+        staging.rename(target)
+    except OSError:  # another process published first: keep theirs
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+def full_sd15_checkpoint(seed: int = 0, cache: Path = MODELS_CACHE) -> Path:
+    """Path to the cached full-size random SD1.5 LDM checkpoint (built on first use, ~30-60 s)."""
+    from safetensors.torch import save_file
+
+    from zizi_models.sd15_keys import to_ldm
+
+    target = cache / f"sd15_random_seed{seed}_v{BUILDER_VERSION}.safetensors"
+    if target.is_file():
+        return target
+    started = time.perf_counter()
+    unet = build_unet(SD15_UNET_CONFIG, seed)
+    vae = build_vae(SD15_VAE_CONFIG, seed)
+    text = build_text_encoder(SD15_TEXT_CONFIG, seed)
+    state = to_ldm(unet.state_dict(), vae.state_dict(), text.state_dict(), SD15_UNET_CONFIG, SD15_VAE_CONFIG)
+    del unet, vae, text
+    state = {k: v.to(torch.float16).contiguous() for k, v in state.items() if not k.endswith("position_ids")}
+    staging = _atomic_dir(target)
+    save_file(state, str(staging / target.name), metadata={"zizi.random_seed": str(seed), "zizi.kind": "random-sd15"})
+    os.replace(staging / target.name, target)
+    shutil.rmtree(staging, ignore_errors=True)
+    log.info("built %s (%.1f GB) in %.0f s", target.name, target.stat().st_size / 1e9, time.perf_counter() - started)
+    return target
+
+
+def clip_tokenizer_files() -> Path:
+    """A folder with CLIP's vocab.json/merges.txt: the copy ComfyUI ships (no hub download)."""
+    from devtools.comfyui_provision import find_comfyui
+
+    folder = find_comfyui() / "comfy" / "sd1_tokenizer"
+    if not (folder / "vocab.json").is_file():
+        raise FileNotFoundError(f"CLIP tokenizer files not found in {folder}")
+    return folder
+
+
+def tiny_sd15_diffusers(seed: int = 0, cache: Path = MODELS_CACHE) -> Path:
+    """Path to a cached tiny SD1.5-family diffusers folder (unet, vae, text_encoder, tokenizer, scheduler)."""
+    target = cache / f"tiny_sd15_seed{seed}_v{BUILDER_VERSION}"
+    if (target / "model_index.json").is_file():
+        return target
+    staging = _atomic_dir(target)
+    build_unet(TINY_UNET_CONFIG, seed).save_pretrained(staging / "unet")
+    build_vae(TINY_VAE_CONFIG, seed).save_pretrained(staging / "vae")
+    build_text_encoder(TINY_TEXT_CONFIG, seed).save_pretrained(staging / "text_encoder")
+    tokenizer_dir = staging / "tokenizer"
+    tokenizer_dir.mkdir()
+    for name in ("vocab.json", "merges.txt", "special_tokens_map.json", "tokenizer_config.json"):
+        src = clip_tokenizer_files() / name
+        if src.is_file():
+            shutil.copy(src, tokenizer_dir / name)
+    (staging / "scheduler").mkdir()
+    scheduler = {"_class_name": "DDPMScheduler", **SD15_SCHEDULER_CONFIG}
+    (staging / "scheduler" / "scheduler_config.json").write_text(json.dumps(scheduler, indent=2))
+    index = {
+        "_class_name": "StableDiffusionPipeline",
+        "unet": ["diffusers", "UNet2DConditionModel"],
+        "vae": ["diffusers", "AutoencoderKL"],
+        "text_encoder": ["transformers", "CLIPTextModel"],
+        "tokenizer": ["transformers", "CLIPTokenizer"],
+        "scheduler": ["diffusers", "DDPMScheduler"],
+    }
+    (staging / "model_index.json").write_text(json.dumps(index, indent=2))
+    _publish(staging, target)
+    return target
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="Build the cached random SD1.5 models.")
+    parser.add_argument("--full", action="store_true", help="full-size SD1.5 LDM checkpoint (~2 GB)")
+    parser.add_argument("--tiny", action="store_true", help="tiny diffusers folder")
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    if args.full:
+        print(full_sd15_checkpoint(args.seed))  # noqa: T201 - the CLI's output is the path
+    if args.tiny:
+        print(tiny_sd15_diffusers(args.seed))  # noqa: T201
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

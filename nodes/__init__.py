@@ -1,0 +1,13 @@
+"""ComfyUI nodes of the pack: thin wrappers that parse inputs, call zizi_models and report progress."""
+
+from __future__ import annotations
+
+from . import comfy_bridge, video_nodes
+
+comfy_bridge.register_model_folders()
+
+NODE_CLASS_MAPPINGS: dict[str, type] = {}
+NODE_DISPLAY_NAME_MAPPINGS: dict[str, str] = {}
+for _module in (video_nodes,):
+    NODE_CLASS_MAPPINGS.update(_module.NODE_CLASS_MAPPINGS)
+    NODE_DISPLAY_NAME_MAPPINGS.update(_module.NODE_DISPLAY_NAME_MAPPINGS)

@@ -1,0 +1,67 @@
+"""Shared fixtures: the ComfyUI tree, a real ComfyUI server with this pack, cached random models."""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+
+import pytest
+
+from devtools.comfy_client import ComfyClient
+from devtools.comfy_server import ComfyServer
+from devtools.comfyui_provision import find_comfyui
+from devtools.random_sd15 import full_sd15_checkpoint, tiny_sd15_diffusers
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+SD15_CHECKPOINT_NAME = "sd15_random.safetensors"
+
+log = logging.getLogger(__name__)
+
+
+@pytest.fixture(scope="session")
+def comfyui_dir() -> Path:
+    return find_comfyui()
+
+
+@pytest.fixture(scope="session")
+def sd15_checkpoint_path() -> Path:
+    """Full-size random SD1.5 checkpoint in the LDM layout (cached; ~30 s to build the first time)."""
+    return full_sd15_checkpoint(seed=0)
+
+
+@pytest.fixture(scope="session")
+def tiny_sd15_path() -> Path:
+    return tiny_sd15_diffusers(seed=0)
+
+
+@pytest.fixture(scope="session")
+def comfy_server(comfyui_dir: Path, sd15_checkpoint_path: Path, tmp_path_factory: pytest.TempPathFactory):
+    """One real ComfyUI server for the whole session, with the pack linked into custom_nodes and the
+    random SD1.5 checkpoint in its (temporary) checkpoints folder."""
+    base = tmp_path_factory.mktemp("comfyui-base")
+    server = ComfyServer(comfyui_dir, base)
+    server.prepare()
+    (server.models_dir / "checkpoints" / SD15_CHECKPOINT_NAME).symlink_to(sd15_checkpoint_path)
+    server.start()
+    yield server
+    server.stop()
+    if os.environ.get("ZIZI_PRINT_SERVER_LOG"):
+        print(server.log_text())  # noqa: T201
+
+
+@pytest.fixture()
+def comfy(comfy_server: ComfyServer) -> ComfyClient:
+    assert comfy_server.alive(), f"ComfyUI server died:\n{comfy_server.log_tail()}"
+    return ComfyClient(comfy_server.url)
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
+    """Attach the server log to the report of every failing test that used the server."""
+    outcome = yield
+    report = outcome.get_result()
+    if report.failed and "comfy_server" in getattr(item, "fixturenames", ()):
+        server = item.funcargs.get("comfy_server") if hasattr(item, "funcargs") else None
+        if server is not None:
+            report.sections.append(("ComfyUI server log (last 200 lines)", server.log_tail()))
