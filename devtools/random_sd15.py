@@ -27,7 +27,7 @@ import torch
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 MODELS_CACHE = REPO_ROOT / ".cache" / "models"
-BUILDER_VERSION = 2
+BUILDER_VERSION = 3
 
 log = logging.getLogger(__name__)
 
@@ -80,15 +80,16 @@ SD15_SCHEDULER_CONFIG = {
     "prediction_type": "epsilon",
 }
 
+# Reduced widths, SD1.5's structure and GroupNorm(32) everywhere, so ComfyUI's LDM UNet/VAE (which
+# hard-code 32 groups) compute exactly what diffusers computes for the same weights.
 TINY_UNET_CONFIG = {
     **SD15_UNET_CONFIG,
     "sample_size": 8,
     "block_out_channels": [32, 64, 64, 64],
     "cross_attention_dim": 32,
     "attention_head_dim": 8,
-    "norm_num_groups": 8,
 }
-TINY_VAE_CONFIG = {**SD15_VAE_CONFIG, "block_out_channels": [16, 32, 32, 32], "norm_num_groups": 8, "sample_size": 64}
+TINY_VAE_CONFIG = {**SD15_VAE_CONFIG, "block_out_channels": [32, 32, 64, 64], "sample_size": 64}
 TINY_TEXT_CONFIG = {
     **SD15_TEXT_CONFIG,
     "hidden_size": 32,

@@ -9,33 +9,71 @@ from __future__ import annotations
 
 import logging
 import os
+from collections import OrderedDict
 from pathlib import Path
 
+import comfy.model_detection
 import comfy.model_management
+import comfy.model_patcher
+import comfy.patcher_extension
+import comfy.supported_models
 import comfy.utils
 import folder_paths
+import torch
+from comfy.ldm.modules.attention import SpatialTransformer
+from comfy.ldm.modules.diffusionmodules.openaimodel import ResBlock, UNetModel
+from torch import nn
+
+from ..zizi_models.temporal import (
+    FrameCall,
+    UNetLayout,
+    WindowInputs,
+    ZiziTemporalModel,
+    add_aug_embedding,
+    add_known_frames,
+    check_unet_compatible,
+    ldm_block_site,
+    run_temporal_layer,
+)
 
 log = logging.getLogger(__name__)
 
 ZIZI_MODEL_FOLDER = "zizi"
 ANIMATEDIFF_MODEL_FOLDER = "animatediff_models"
-SAFETENSORS_EXTENSIONS = {".safetensors"}
+POSE_MODEL_FOLDER = "pose"
+# folder name -> file extensions listed for it
+MODEL_FOLDERS = {
+    ZIZI_MODEL_FOLDER: {".safetensors"},
+    ANIMATEDIFF_MODEL_FOLDER: {".safetensors"},
+    POSE_MODEL_FOLDER: {".pth", ".onnx", ".pt", ".torchscript"},
+}
 
 
 def register_model_folders() -> None:
-    """Register ``models/zizi`` (our temporal modules) and ``models/animatediff_models`` with ComfyUI.
+    """Register ``models/zizi`` (temporal modules), ``models/animatediff_models`` and ``models/pose``
+    (OpenPose/DWPose weights) with ComfyUI.
 
     Idempotent, and it keeps paths other packs or ``extra_model_paths.yaml`` added before us.
     """
-    for name in (ZIZI_MODEL_FOLDER, ANIMATEDIFF_MODEL_FOLDER):
+    for name, wanted in MODEL_FOLDERS.items():
         default = os.path.join(folder_paths.models_dir, name)
         if name in folder_paths.folder_names_and_paths:
             paths, extensions = folder_paths.folder_names_and_paths[name]
             if default not in paths:
                 paths.append(default)
-            extensions.update(SAFETENSORS_EXTENSIONS)
+            extensions.update(wanted)
         else:
-            folder_paths.folder_names_and_paths[name] = ([default], set(SAFETENSORS_EXTENSIONS))
+            folder_paths.folder_names_and_paths[name] = ([default], set(wanted))
+
+
+def model_folder_paths(folder: str) -> list[Path]:
+    """Every directory registered for a model folder (default first, then extra_model_paths.yaml ones)."""
+    return [Path(p) for p in folder_paths.get_folder_paths(folder)]
+
+
+def list_model_files(folder: str) -> list[str]:
+    """Files of a model folder, as names relative to it, for a combo input."""
+    return folder_paths.get_filename_list(folder)
 
 
 def progress_bar(total: int) -> comfy.utils.ProgressBar:
@@ -63,6 +101,14 @@ def list_input_files(content_type: str) -> list[str]:
         return []
     names = [f.name for f in root.iterdir() if f.is_file()]
     return sorted(folder_paths.filter_files_content_types(names, [content_type]))
+
+
+def list_input_files_with_suffix(suffixes: set[str]) -> list[str]:
+    """Files in ComfyUI's input folder with one of ``suffixes`` (e.g. {".json"}), sorted."""
+    root = input_directory()
+    if not root.is_dir():
+        return []
+    return sorted(f.name for f in root.iterdir() if f.is_file() and f.suffix.lower() in suffixes)
 
 
 def resolve_input_file(name: str, input_name: str) -> Path:
@@ -94,3 +140,245 @@ def save_path(filename_prefix: str, width: int, height: int) -> tuple[Path, str,
         filename_prefix, str(output_directory()), width, height
     )
     return Path(full_folder), filename, counter, subfolder
+
+
+# ---- temporal module injection ---------------------------------------------------------------------
+#
+# The same ZiziTemporalModel that ZiziVideoUNet hooks into diffusers' UNet is inserted into ComfyUI's
+# UNet (openaimodel.UNetModel) through ModelPatcher mechanisms, on a clone of the received MODEL:
+#   injections       insert InjectedTemporalLayer placeholders into the TimestepEmbedSequential blocks
+#                    (ComfyUI ejects them around weight loading/patching, so LoRA keys never shift)
+#   forward_timestep_embed patch   runs each placeholder with the current FrameCall
+#   emb_patch        adds the augmentation-level embedding to the time embedding
+#   DIFFUSION_MODEL wrapper        turns the window the sampler set (or a plain frame batch) into a
+#                    FrameCall for this UNet call (cond and uncond copies share positions)
+#   additional model the temporal weights, in their own ModelPatcher so ComfyUI moves them to the device
+
+TEMPORAL_KEY = "zizi_temporal"
+WINDOW_OPTION = "zizi_window"  # transformer_options entry: WindowInputs of the window being sampled
+CALL_OPTION = "zizi_frame_call"  # transformer_options entry: FrameCall of the UNet call in progress
+
+
+class InjectedTemporalLayer(nn.Module):
+    """Placeholder inside a UNet block; the forward_timestep_embed patch runs it with the FrameCall.
+
+    The temporal layer is held outside the module tree: its weights belong to the temporal model's own
+    ModelPatcher, so the UNet's state dict, size and device moves never include them.
+    """
+
+    def __init__(self, role: str, layer: nn.Module, temporal: ZiziTemporalModel) -> None:
+        super().__init__()
+        self.role = role  # "known" (conv_in extra channels), "conv" (temporal conv), "motion"
+        object.__setattr__(self, "layer", layer)
+        object.__setattr__(self, "temporal", temporal)
+
+    def run(self, x: torch.Tensor, call: FrameCall) -> torch.Tensor:
+        if self.role == "known":
+            return add_known_frames(self.temporal, x, call)
+        return run_temporal_layer(self.layer, x, call)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        raise RuntimeError("a Zizi temporal layer ran without its forward_timestep_embed patch; "
+                           "load the temporal module with ZiziTemporalModelLoader")
+
+
+def _current_call(transformer_options: dict) -> FrameCall:
+    call = transformer_options.get(CALL_OPTION)
+    if call is None:
+        raise RuntimeError("Zizi temporal layers called outside a Zizi-prepared UNet call")
+    return call
+
+
+def _run_injected(layer, x, emb, context, transformer_options, *args, **kwargs):
+    return layer.run(x, _current_call(transformer_options))
+
+
+def _block_with_temporal_layers(block: nn.Sequential, temporal: ZiziTemporalModel, site: tuple) -> list[nn.Module]:
+    """The block's layers with temporal convs after each ResBlock and the motion module after the
+    last SpatialTransformer (or the last ResBlock when there is none), i.e. before any Upsample."""
+    kind, index, layer_index = site
+    layers = list(block)
+    spatial = [i for i, m in enumerate(layers) if isinstance(m, SpatialTransformer)]
+    resnets = [i for i, m in enumerate(layers) if isinstance(m, ResBlock)]
+    motion_after = (spatial or resnets)[-1 if kind != "mid" else 0]
+    out: list[nn.Module] = []
+    for i, module in enumerate(layers):
+        out.append(module)
+        if i in resnets:
+            resnet_index = resnets.index(i) if kind == "mid" else layer_index
+            conv = temporal.temporal_conv_at(kind, index, resnet_index)
+            if conv is not None:
+                out.append(InjectedTemporalLayer("conv", conv, temporal))
+        if i == motion_after:
+            motion = temporal.motion_module_at(kind, index, layer_index)
+            if motion is not None:
+                out.append(InjectedTemporalLayer("motion", motion, temporal))
+    return out
+
+
+class TemporalInjection:
+    """Insert / remove the placeholders. One injected UNet at a time: ComfyUI detaches clones of the
+    same model before loading another one."""
+
+    def __init__(self, temporal: ZiziTemporalModel, layers_per_block: int, levels: int) -> None:
+        self.temporal = temporal
+        self.layers_per_block = layers_per_block
+        self.levels = levels
+        self.originals: list[tuple[nn.Sequential, list[nn.Module]]] = []
+
+    def _replace(self, block: nn.Sequential, layers: list[nn.Module]) -> None:
+        self.originals.append((block, list(block)))
+        block._modules = OrderedDict((str(i), m) for i, m in enumerate(layers))
+
+    def inject(self, patcher: comfy.model_patcher.ModelPatcher) -> None:
+        if self.originals:
+            self.eject(patcher)
+        unet = patcher.model.diffusion_model
+        self._replace(unet.input_blocks[0], [*unet.input_blocks[0], InjectedTemporalLayer("known", self.temporal.conv_in_extra, self.temporal)])
+        sections = [("input", i, b) for i, b in enumerate(unet.input_blocks)]
+        sections += [("middle", 0, unet.middle_block)] + [("output", i, b) for i, b in enumerate(unet.output_blocks)]
+        for section, index, block in sections:
+            site = ldm_block_site(section, index, self.layers_per_block, self.levels)
+            if site is not None:
+                self._replace(block, _block_with_temporal_layers(block, self.temporal, site))
+
+    def eject(self, patcher: comfy.model_patcher.ModelPatcher) -> None:
+        for block, layers in reversed(self.originals):
+            block._modules = OrderedDict((str(i), m) for i, m in enumerate(layers))
+        self.originals.clear()
+
+
+def unet_layout(model: comfy.model_patcher.ModelPatcher) -> UNetLayout:
+    """The layout of a ComfyUI MODEL's UNet; ValueError when the model is not a UNet at all."""
+    diffusion_model = getattr(model.model, "diffusion_model", None)
+    if not isinstance(diffusion_model, UNetModel):
+        name = type(model.model).__name__
+        raise ValueError(f"model: {name} is not a UNet model; Zizi temporal modules need an SD1.5 checkpoint")
+    config = model.model.model_config.unet_config
+    res_blocks = config["num_res_blocks"]
+    res_blocks = res_blocks if isinstance(res_blocks, int) else res_blocks[0]
+    return UNetLayout(
+        block_out_channels=tuple(config["model_channels"] * m for m in config["channel_mult"]),
+        layers_per_block=int(res_blocks),
+        in_channels=int(config["in_channels"]),
+        time_embed_dim=int(config["model_channels"]) * 4,
+        conv_in_kernel=int(diffusion_model.input_blocks[0][0].kernel_size[0]),
+        cross_attention_dim=config.get("context_dim"),
+    )
+
+
+def _frame_call_wrapper(executor, x, timesteps, context, y, control, transformer_options, **kwargs):
+    """DIFFUSION_MODEL wrapper: build this call's FrameCall from the window the sampler set, or treat
+    the latent batch as one clip of contiguous frames (plain KSampler on a frame batch)."""
+    window = transformer_options.get(WINDOW_OPTION)
+    if window is None:
+        copies = max(1, len(transformer_options.get("cond_or_uncond", [0])))
+        window = WindowInputs.contiguous(x.shape[0] // copies)
+    transformer_options[CALL_OPTION] = window.for_batch(x.shape[0], x.device)
+    try:
+        return executor(x, timesteps, context, y, control, transformer_options, **kwargs)
+    finally:
+        transformer_options.pop(CALL_OPTION, None)
+
+
+def inject_temporal_model(model: comfy.model_patcher.ModelPatcher, temporal: ZiziTemporalModel) -> comfy.model_patcher.ModelPatcher:
+    """A clone of ``model`` that runs ``temporal``'s layers; ``model`` itself is never modified."""
+    layout = unet_layout(model)
+    check_unet_compatible(temporal.config, layout)
+    dtype = model.model.manual_cast_dtype or model.model.get_dtype()
+    temporal = temporal.to(dtype=dtype).eval().requires_grad_(False)
+    temporal_patcher = comfy.model_patcher.ModelPatcher(temporal, load_device=model.load_device, offload_device=model.offload_device)
+    patched = model.clone()
+    patched.set_additional_models(TEMPORAL_KEY, [temporal_patcher])
+    injection = TemporalInjection(temporal, layout.layers_per_block, len(layout.block_out_channels))
+    patched.set_injections(TEMPORAL_KEY, [comfy.patcher_extension.PatcherInjection(injection.inject, injection.eject)])
+    patched.set_model_forward_timestep_embed_patch((InjectedTemporalLayer, _run_injected))
+    patched.set_model_emb_patch(lambda emb, model_channels, options: add_aug_embedding(temporal, emb, _current_call(options)))
+    patched.add_wrapper_with_key(comfy.patcher_extension.WrappersMP.DIFFUSION_MODEL, TEMPORAL_KEY, _frame_call_wrapper)
+    patched.set_attachments(TEMPORAL_KEY, temporal)
+    return patched
+
+
+def temporal_model_of(model: comfy.model_patcher.ModelPatcher) -> ZiziTemporalModel | None:
+    """The temporal model a MODEL was inflated with by ZiziTemporalModelLoader, if any."""
+    return model.get_attachment(TEMPORAL_KEY)
+
+
+def sd15_model_from_state_dict(state_dict: dict[str, torch.Tensor], prefix: str = "model.diffusion_model.",
+                               dtype: torch.dtype | None = None) -> comfy.model_patcher.ModelPatcher:
+    """A ComfyUI SD1.5-family MODEL from an LDM-layout UNet state dict of any width.
+
+    ComfyUI's own detection only recognises full-size SD1.5 (320 channels, context 768); reduced-width
+    SD1.5-family models (our tests, the shipped small model) get their architecture read from the
+    tensor shapes and SD1.5's model class, without touching ComfyUI's global model list.
+    """
+    unet_config = comfy.model_detection.detect_unet_config(state_dict, prefix)
+    if unet_config is None or "model_channels" not in unet_config:
+        raise ValueError("state dict is not an LDM-layout UNet (no model.diffusion_model.* tensors found)")
+    model_config = comfy.supported_models.SD15(unet_config)
+    load_device = comfy.model_management.get_torch_device()
+    offload_device = comfy.model_management.unet_offload_device()
+    if dtype is None:
+        dtype = comfy.model_management.unet_dtype(model_params=0, supported_dtypes=model_config.supported_inference_dtypes)
+    model_config.set_inference_dtype(dtype, comfy.model_management.unet_manual_cast(dtype, load_device))
+    model = model_config.get_model(state_dict, prefix, device=offload_device)
+    model.load_model_weights(state_dict, prefix)
+    return comfy.model_patcher.ModelPatcher(model, load_device=load_device, offload_device=offload_device)
+
+
+# ----------------------------------------------------------------------------- external models
+# Models ComfyUI does not know (MediaPipe graphs, controlnet-aux networks: the pose detectors) are
+# registered with ComfyUI's model management through a weightless ModelPatcher, so that ComfyUI
+# unloading models (``POST /free``, ``unload_all_models``, ``free_memory`` under memory pressure)
+# releases them too. Nothing of ComfyUI is patched: this uses ModelPatcher's ON_DETACH callback.
+
+import functools  # noqa: E402 - this appended section keeps its imports with it
+from collections.abc import Callable  # noqa: E402
+
+
+def torch_device() -> str:
+    """The device ComfyUI computes on ("cuda:0", "cpu", ...); honours ``--cpu``."""
+    return str(comfy.model_management.get_torch_device())
+
+
+@functools.cache
+def _external_model_class() -> type:
+    import torch
+
+    class ZiziExternalModel(torch.nn.Module):
+        """Weightless stand-in that ComfyUI's model management lists for an external model."""
+
+    return ZiziExternalModel
+
+
+def external_model_handle(name: str, on_unload: Callable[[], None], size_bytes: int = 0) -> object:
+    """A handle that puts an external model under ComfyUI's model management.
+
+    ``on_unload()`` is called when ComfyUI unloads it (``LoadedModel.model_unload`` -> ``ModelPatcher.detach``
+    with ``unpatch_all=True``: ``/free`` with ``unload_models``/``free_memory``, or ``free_memory`` making
+    room for another model). Re-registering it (``external_model_in_use``) and garbage collection detach
+    with ``unpatch_all=False`` and do not call it. ``size_bytes`` is what ComfyUI accounts for it.
+    """
+    import comfy.model_patcher
+    from comfy.patcher_extension import CallbacksMP
+
+    stub = _external_model_class()()
+    stub.zizi_external_model = name
+    patcher = comfy.model_patcher.ModelPatcher(
+        stub,
+        load_device=comfy.model_management.get_torch_device(),
+        offload_device=comfy.model_management.unet_offload_device(),
+        size=max(1, int(size_bytes)),  # > 0, else ComfyUI re-measures the (empty) module every time
+    )
+
+    def on_detach(_patcher: object, unpatch_all: bool) -> None:
+        if unpatch_all:
+            on_unload()
+
+    patcher.add_callback(CallbacksMP.ON_DETACH, on_detach)
+    return patcher
+
+
+def external_model_in_use(handle: object) -> None:
+    """Tell ComfyUI the external model is (still) loaded and in use: call before each use."""
+    comfy.model_management.load_models_gpu([handle])

@@ -37,6 +37,7 @@ from .compatibility import UNetLayout, check_unet_compatible
 from .config import SD15_CONFIG, TemporalModelConfig
 from .context import FrameContext
 from .embeddings import AugmentationEmbedding, sinusoidal_embedding
+from .frame_call import FrameCall, WindowInputs, add_aug_embedding, add_known_frames, run_temporal_layer
 from .layout import infer_config, to_file_key, to_model_key
 from .model import MotionBlock, ZiziTemporalModel
 from .motion_module import MotionModule, TemporalConv, TemporalTransformer
@@ -55,7 +56,12 @@ from .video_unet import ZiziVideoUNet, freeze_backbone, temporal_config_for_unet
 __all__ = [
     "SD15_CONFIG",
     "AugmentationEmbedding",
+    "FrameCall",
     "FrameContext",
+    "WindowInputs",
+    "add_aug_embedding",
+    "add_known_frames",
+    "run_temporal_layer",
     "MotionBlock",
     "MotionModule",
     "SinusoidalPositionEncoding",

@@ -26,7 +26,6 @@ from __future__ import annotations
 import logging
 import weakref
 from collections.abc import Callable
-from dataclasses import dataclass
 from functools import partial
 
 import torch
@@ -36,6 +35,7 @@ from torch import nn
 from .compatibility import UNetLayout, check_unet_compatible
 from .config import TemporalModelConfig
 from .context import FrameContext
+from .frame_call import FrameCall, add_aug_embedding, add_known_frames, run_temporal_layer
 from .model import BlockKind, ZiziTemporalModel
 from .noise_augmentation import known_frame_channels
 
@@ -76,13 +76,6 @@ def temporal_config_for_unet(unet: nn.Module, **overrides) -> TemporalModelConfi
     return TemporalModelConfig(**fields)
 
 
-@dataclass
-class _FrameState:
-    ctx: FrameContext
-    extra_channels: torch.Tensor | None  # [(B F) 5 H W]
-    aug_level: torch.Tensor | None  # [(B F)]
-
-
 def _map_first_output(output, fn: Callable[[torch.Tensor], torch.Tensor]):
     """Apply fn to a module output that is a tensor, a tuple (tensor, ...) or a diffusers `.sample` output."""
     if isinstance(output, torch.Tensor):
@@ -93,28 +86,6 @@ def _map_first_output(output, fn: Callable[[torch.Tensor], torch.Tensor]):
         output.sample = fn(output.sample)
         return output
     raise TypeError(f"cannot insert a temporal layer after a module returning {type(output).__name__}")
-
-
-def _run_frame_layer(layer: nn.Module, hidden: torch.Tensor, state: _FrameState) -> torch.Tensor:
-    """Run a (possibly fp32) temporal layer on an fp16/bf16 backbone's activations and cast back."""
-    dtype = next(layer.parameters()).dtype
-    return layer(hidden.to(dtype), state.ctx).to(hidden.dtype)
-
-
-def _add_aug_embedding(temporal: ZiziTemporalModel, emb: torch.Tensor, state: _FrameState) -> torch.Tensor:
-    """time_embedding output [(B F), D] += aug_embedding(level) [(B F), D]."""
-    if state.aug_level is None:
-        return emb
-    return emb + temporal.augmentation_embedding(state.aug_level).to(emb.dtype)
-
-
-def _add_known_frames(
-    temporal: ZiziTemporalModel, features: torch.Tensor, state: _FrameState
-) -> torch.Tensor:
-    """conv_in output [(B F), C0, H, W] += conv_in_extra(mask, mask * known latent)."""
-    if state.extra_channels is None:
-        return features
-    return features + temporal.known_frame_features(state.extra_channels).to(features.dtype)
 
 
 def _remove_handles(handles: list) -> None:
@@ -136,7 +107,7 @@ class ZiziVideoUNet(nn.Module):
         )
         check_unet_compatible(self.temporal.config, unet_layout(unet))
         self.temporal.set_gradient_checkpointing(gradient_checkpointing)
-        self._state: _FrameState | None = None
+        self._state: FrameCall | None = None
         self._handles: list[torch.utils.hooks.RemovableHandle] = []
         # if this object is garbage-collected without eject(), its hooks go with it
         self._finalizer = weakref.finalize(self, _remove_handles, self._handles)
@@ -154,8 +125,8 @@ class ZiziVideoUNet(nn.Module):
             return
         unet, temporal = self.unet, self.temporal
         try:
-            self._hook(unet.time_embedding, partial(_add_aug_embedding, temporal))
-            self._hook(unet.conv_in, partial(_add_known_frames, temporal))
+            self._hook(unet.time_embedding, partial(add_aug_embedding, temporal))
+            self._hook(unet.conv_in, partial(add_known_frames, temporal))
             for i, block in enumerate(unet.down_blocks):
                 self._hook_block(block, "down", i)
             if unet.mid_block is not None:
@@ -183,7 +154,7 @@ class ZiziVideoUNet(nn.Module):
         """Forget the latest forward's frames (hooks become pass-through until the next forward)."""
         self._state = None
 
-    def _hook(self, module: nn.Module, apply: Callable[[torch.Tensor, _FrameState], torch.Tensor]) -> None:
+    def _hook(self, module: nn.Module, apply: Callable[[torch.Tensor, FrameCall], torch.Tensor]) -> None:
         """Forward hook running `apply(output, state)` while a frame state is set (weakly bound to self)."""
         video_ref = weakref.ref(self)
 
@@ -203,7 +174,7 @@ class ZiziVideoUNet(nn.Module):
         for j, resnet in enumerate(resnets):
             conv = self.temporal.temporal_conv_at(kind, index, j)
             if conv is not None:
-                self._hook(resnet, partial(_run_frame_layer, conv))
+                self._hook(resnet, partial(run_temporal_layer, conv))
         # motion module j follows attention j (cross-attention blocks) or resnet j (plain blocks)
         sites = attentions or resnets
         modules = self.temporal.motion_modules_of(kind, index)
@@ -215,7 +186,7 @@ class ZiziVideoUNet(nn.Module):
                 f"{len(modules)} motion modules there; the base UNet does not match the temporal module"
             )
         for site, module in zip(sites, modules, strict=False):
-            self._hook(site, partial(_run_frame_layer, module))
+            self._hook(site, partial(run_temporal_layer, module))
 
     # ---- forward ----------------------------------------------------------------------
 
@@ -258,13 +229,16 @@ class ZiziVideoUNet(nn.Module):
             extra = rearrange(
                 known_frame_channels(mask.to(device), known_latents), "b f c h w -> (b f) c h w"
             )
-        level = None
-        if aug_level is not None:
+        # no level given = every frame at level 0 (clean); the embedding is always added, so a
+        # trained level-0 embedding applies the same way here and in the ComfyUI bridge
+        if aug_level is None:
+            level = torch.zeros(batch, frames, device=device)
+        else:
             level = aug_level.to(device=device, dtype=torch.float32).reshape(batch, frames)
-            if mask is not None:
-                level = level * mask.to(device=device, dtype=torch.float32)
-            level = rearrange(level, "b f -> (b f)")
-        self._state = _FrameState(ctx, extra, level)
+        if mask is not None:
+            level = level * mask.to(device=device, dtype=torch.float32)
+        level = rearrange(level, "b f -> (b f)")
+        self._state = FrameCall(ctx, extra, level)
 
         out = self.unet(
             rearrange(sample, "b f c h w -> (b f) c h w"),

@@ -1,0 +1,124 @@
+"""The same temporal module gives the same noise prediction in diffusers (training) and in ComfyUI
+(inference), for a 7-frame window with non-contiguous positions, known frames and augmentation levels."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from devtools.random_sd15 import TINY_UNET_CONFIG, TINY_VAE_CONFIG, build_unet
+from zizi_models.sd15_keys import to_ldm
+from zizi_models.temporal import ZiziTemporalModel, ZiziVideoUNet, temporal_config_for_unet
+
+# 32x32 latents: the deepest level is then 4x4. At 1x1 (8x8 latents) a per-frame GroupNorm of 64
+# channels in 32 groups normalises 2 numbers, which turns float rounding into 1e-2 differences.
+SIZE = 32
+POSITIONS = torch.tensor([0, 1, 2, 6, 10, 14, 18])
+MASK = torch.tensor([1.0, 1.0, 0.0, 1.0, 0.0, 0.0, 0.0])
+LEVEL = torch.tensor([0.0, 0.25, 0.0, 0.6, 0.0, 0.0, 0.0])
+
+
+def randomized_temporal(unet, seed: int) -> ZiziTemporalModel:
+    """A temporal model with every parameter random (zero-init parts included), temporal convs on."""
+    temporal = ZiziTemporalModel(temporal_config_for_unet(unet, has_temporal_conv=True))
+    generator = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for p in temporal.parameters():
+            p.copy_(torch.randn(p.shape, generator=generator) * 0.05 + (p if p.ndim == 1 else 0))
+    return temporal.eval()
+
+
+@pytest.fixture(scope="module")
+def models(comfy_pack):
+    torch.manual_seed(0)
+    unet = build_unet(TINY_UNET_CONFIG, seed=3).float()
+    temporal = randomized_temporal(unet, seed=4)
+    bridge = comfy_pack.nodes.comfy_bridge
+    pack_temporal = comfy_pack.zizi_models.temporal
+    ldm = to_ldm(unet.state_dict(), {}, {}, TINY_UNET_CONFIG, TINY_VAE_CONFIG)
+    base = bridge.sd15_model_from_state_dict(ldm, dtype=torch.float32)
+    comfy_temporal = pack_temporal.ZiziTemporalModel(pack_temporal.TemporalModelConfig.from_dict(temporal.config.to_dict()))
+    comfy_temporal.load_state_dict(temporal.state_dict())
+    patched = bridge.inject_temporal_model(base, comfy_temporal)
+    return unet, temporal, base, patched, bridge, pack_temporal
+
+
+def comfy_predict(patched, bridge, pack_temporal, x, t, context, window, cond_or_uncond):
+    """Call ComfyUI's UNet the way its samplers do: injected, with the patcher's patches and wrappers."""
+    import comfy.model_management
+
+    comfy.model_management.load_models_gpu([patched])
+    options = dict(patched.model_options["transformer_options"])
+    options["wrappers"] = patched.wrappers
+    options["cond_or_uncond"] = cond_or_uncond
+    if window is not None:
+        options[bridge.WINDOW_OPTION] = window
+    with torch.no_grad():
+        return patched.model.diffusion_model(x, t, context=context, transformer_options=options)
+
+
+def test_diffusers_and_comfyui_agree(models) -> None:
+    unet, temporal, base, patched, bridge, pack_temporal = models
+    generator = torch.Generator().manual_seed(5)
+    x = torch.randn(1, 7, 4, SIZE, SIZE, generator=generator)
+    known = torch.randn(1, 7, 4, SIZE, SIZE, generator=generator) * MASK[None, :, None, None, None]
+    context = torch.randn(1, 77, 32, generator=generator)
+    t = torch.tensor([421.0])
+    with ZiziVideoUNet(unet, temporal) as video, torch.no_grad():
+        expected = video(x, t, context, positions=POSITIONS[None], known_latents=known, mask=MASK[None], aug_level=LEVEL[None])[0]
+    window = pack_temporal.WindowInputs(POSITIONS, known[0], MASK, LEVEL)
+    got = comfy_predict(patched, bridge, pack_temporal, x[0], t.expand(7), context.expand(7, -1, -1), window, [0])
+    assert (got - expected).abs().max().item() <= 1e-4
+    # the temporal layers matter here: the plain 2D UNet gives something else
+    with torch.no_grad():
+        plain = unet(x[0], t.expand(7), context.expand(7, -1, -1)).sample
+    assert (plain - expected).abs().max().item() > 1e-2
+
+    # cond and uncond batched together (CFG): each half is its own copy of the window
+    uncond = torch.randn(1, 77, 32, generator=generator)
+    with ZiziVideoUNet(unet, temporal) as video, torch.no_grad():
+        expected_uncond = video(x, t, uncond, positions=POSITIONS[None], known_latents=known, mask=MASK[None], aug_level=LEVEL[None])[0]
+    both = comfy_predict(patched, bridge, pack_temporal, torch.cat([x[0], x[0]]), t.expand(14),
+                         torch.cat([context.expand(7, -1, -1), uncond.expand(7, -1, -1)]), window, [0, 1])
+    assert (both[:7] - expected).abs().max().item() <= 1e-4
+    assert (both[7:] - expected_uncond).abs().max().item() <= 1e-4
+
+
+def test_plain_frame_batch_is_one_clip_and_base_model_is_untouched(models) -> None:
+    unet, temporal, base, patched, bridge, pack_temporal = models
+    generator = torch.Generator().manual_seed(6)
+    x = torch.randn(5, 4, SIZE, SIZE, generator=generator)
+    context = torch.randn(1, 77, 32, generator=generator).expand(5, -1, -1)
+    t = torch.full((5,), 300.0)
+    with ZiziVideoUNet(unet, temporal) as video, torch.no_grad():
+        expected = video(x[None], t[:1], context[:1])[0]
+    got = comfy_predict(patched, bridge, pack_temporal, x, t, context, None, [0])
+    assert (got - expected).abs().max().item() <= 1e-4
+    # after the inflated clone ran, the received MODEL still computes the plain 2D UNet
+    import comfy.model_management
+
+    comfy.model_management.load_models_gpu([base])
+    with torch.no_grad():
+        plain = base.model.diffusion_model(x, t, context=context, transformer_options={})
+        reference = unet(x, t, context).sample
+    assert (plain - reference).abs().max().item() <= 1e-4
+    assert not any(isinstance(m, bridge.InjectedTemporalLayer) for m in base.model.diffusion_model.modules())
+
+
+def test_fresh_temporal_module_is_identity_in_comfyui(comfy_pack) -> None:
+    bridge = comfy_pack.nodes.comfy_bridge
+    pack_temporal = comfy_pack.zizi_models.temporal
+    unet = build_unet(TINY_UNET_CONFIG, seed=7).float()
+    base = bridge.sd15_model_from_state_dict(to_ldm(unet.state_dict(), {}, {}, TINY_UNET_CONFIG, TINY_VAE_CONFIG), dtype=torch.float32)
+    fresh = pack_temporal.ZiziTemporalModel(pack_temporal.TemporalModelConfig.from_dict(
+        temporal_config_for_unet(unet, has_temporal_conv=True).to_dict()))
+    patched = bridge.inject_temporal_model(base, fresh)
+    generator = torch.Generator().manual_seed(8)
+    x = torch.randn(4, 4, SIZE, SIZE, generator=generator)
+    context = torch.randn(4, 77, 32, generator=generator)
+    t = torch.full((4,), 700.0)
+    window = pack_temporal.WindowInputs(torch.tensor([0, 4, 8, 12]), torch.randn(4, 4, SIZE, SIZE), torch.tensor([1.0, 1, 0, 0]), torch.tensor([0.0, 0.5, 0, 0]))
+    got = comfy_predict(patched, bridge, pack_temporal, x, t, context, window, [0])
+    with torch.no_grad():
+        reference = unet(x, t, context).sample
+    assert (got - reference).abs().max().item() <= 1e-4
