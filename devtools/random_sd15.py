@@ -198,10 +198,36 @@ def tiny_sd15_diffusers(seed: int = 0, cache: Path = MODELS_CACHE) -> Path:
     return target
 
 
+def sd15_temporal_module(seed: int = 0, fresh: bool = False, cache: Path = MODELS_CACHE) -> Path:
+    """A full-size SD1.5 temporal module file (fp16, ~0.9 GB) in the Zizi format.
+
+    fresh=True: exactly as initialised (the inflated model equals the base model);
+    fresh=False: every parameter perturbed with seeded noise, so the temporal layers really act.
+    """
+    from zizi_models.temporal import SD15_CONFIG, ZiziTemporalModel, save_temporal_model
+
+    target = cache / f"sd15_temporal_{'fresh' if fresh else 'random'}_seed{seed}_v{BUILDER_VERSION}.safetensors"
+    if target.is_file():
+        return target
+    torch.manual_seed(seed + 10)
+    model = ZiziTemporalModel(SD15_CONFIG)
+    if not fresh:
+        generator = torch.Generator().manual_seed(seed + 11)
+        with torch.no_grad():
+            for p in model.parameters():
+                p.add_(torch.randn(p.shape, generator=generator) * 0.02)
+    staging = _atomic_dir(target)
+    save_temporal_model(model, staging / target.name, metadata={"random_seed": seed, "fresh": fresh}, dtype=torch.float16)
+    os.replace(staging / target.name, target)
+    shutil.rmtree(staging, ignore_errors=True)
+    return target
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Build the cached random SD1.5 models.")
     parser.add_argument("--full", action="store_true", help="full-size SD1.5 LDM checkpoint (~2 GB)")
     parser.add_argument("--tiny", action="store_true", help="tiny diffusers folder")
+    parser.add_argument("--temporal", action="store_true", help="full-size temporal modules (fresh + random)")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
@@ -209,6 +235,9 @@ def main(argv: list[str] | None = None) -> int:
         print(full_sd15_checkpoint(args.seed))  # noqa: T201 - the CLI's output is the path
     if args.tiny:
         print(tiny_sd15_diffusers(args.seed))  # noqa: T201
+    if args.temporal:
+        print(sd15_temporal_module(args.seed, fresh=True))  # noqa: T201
+        print(sd15_temporal_module(args.seed, fresh=False))  # noqa: T201
     return 0
 
 

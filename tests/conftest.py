@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-import importlib.util
 import logging
 import os
-import sys
 from pathlib import Path
 
 import pytest
 
 from devtools.comfy_client import ComfyClient
+from devtools.comfy_inprocess import import_pack
 from devtools.comfy_server import ComfyServer
 from devtools.comfyui_provision import find_comfyui
 from devtools.random_sd15 import full_sd15_checkpoint, tiny_sd15_diffusers
@@ -30,23 +29,7 @@ def comfyui_dir() -> Path:
 def comfy_pack(comfyui_dir: Path):
     """ComfyUI imported into the test process, and this pack imported as the package ``zizi_video``
     the way ComfyUI imports custom nodes (``zizi_video.nodes.comfy_bridge`` etc.)."""
-    if str(comfyui_dir) not in sys.path:
-        sys.path.insert(0, str(comfyui_dir))
-    import torch
-    from comfy.cli_args import args
-
-    # the equivalent of `main.py --cpu` where torch has no usable GPU (must precede model_management)
-    args.cpu = args.cpu or not torch.cuda.is_available()
-    import folder_paths  # noqa: F401 - ComfyUI is "running": the pack registers its nodes
-
-    if "zizi_video" not in sys.modules:
-        spec = importlib.util.spec_from_file_location(
-            "zizi_video", REPO_ROOT / "__init__.py", submodule_search_locations=[str(REPO_ROOT)]
-        )
-        module = importlib.util.module_from_spec(spec)
-        sys.modules["zizi_video"] = module
-        spec.loader.exec_module(module)
-    return sys.modules["zizi_video"]
+    return import_pack(comfyui_dir)
 
 
 @pytest.fixture(scope="session")
