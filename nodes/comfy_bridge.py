@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import os
 from collections import OrderedDict
+from collections.abc import Callable
 from pathlib import Path
 
 import comfy.model_detection
@@ -332,23 +333,14 @@ def sd15_model_from_state_dict(state_dict: dict[str, torch.Tensor], prefix: str 
 # unloading models (``POST /free``, ``unload_all_models``, ``free_memory`` under memory pressure)
 # releases them too. Nothing of ComfyUI is patched: this uses ModelPatcher's ON_DETACH callback.
 
-import functools  # noqa: E402 - this appended section keeps its imports with it
-from collections.abc import Callable  # noqa: E402
-
 
 def torch_device() -> str:
     """The device ComfyUI computes on ("cuda:0", "cpu", ...); honours ``--cpu``."""
     return str(comfy.model_management.get_torch_device())
 
 
-@functools.cache
-def _external_model_class() -> type:
-    import torch
-
-    class ZiziExternalModel(torch.nn.Module):
-        """Weightless stand-in that ComfyUI's model management lists for an external model."""
-
-    return ZiziExternalModel
+class ZiziExternalModel(nn.Module):
+    """Weightless stand-in that ComfyUI's model management lists for an external model."""
 
 
 def external_model_handle(name: str, on_unload: Callable[[], None], size_bytes: int = 0) -> object:
@@ -358,11 +350,11 @@ def external_model_handle(name: str, on_unload: Callable[[], None], size_bytes: 
     with ``unpatch_all=True``: ``/free`` with ``unload_models``/``free_memory``, or ``free_memory`` making
     room for another model). Re-registering it (``external_model_in_use``) and garbage collection detach
     with ``unpatch_all=False`` and do not call it. ``size_bytes`` is what ComfyUI accounts for it.
+    Keep the handle alive (e.g. module level) and never drop its last reference inside ``on_unload``:
+    ComfyUI's ``free_memory`` loop indexes its model list and breaks if the model it is unloading
+    is garbage collected (and removed from that list) in the middle of the unload.
     """
-    import comfy.model_patcher
-    from comfy.patcher_extension import CallbacksMP
-
-    stub = _external_model_class()()
+    stub = ZiziExternalModel()
     stub.zizi_external_model = name
     patcher = comfy.model_patcher.ModelPatcher(
         stub,
@@ -375,7 +367,7 @@ def external_model_handle(name: str, on_unload: Callable[[], None], size_bytes: 
         if unpatch_all:
             on_unload()
 
-    patcher.add_callback(CallbacksMP.ON_DETACH, on_detach)
+    patcher.add_callback(comfy.patcher_extension.CallbacksMP.ON_DETACH, on_detach)
     return patcher
 
 

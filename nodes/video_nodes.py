@@ -113,7 +113,7 @@ class ZiziSaveVideo:
             raise ValueError(f"images: expected an IMAGE batch [frames, height, width, 3], got {tuple(images.shape)}")
         frame_count, height, width, _ = images.shape
         folder, stem, counter, subfolder = comfy_bridge.save_path(filename_prefix, width, height)
-        filename = f"{stem}_{counter:05}.{format}"
+        filename = f"{stem}_{counter:05}_.{format}"  # trailing "_" lets ComfyUI count up
         progress = comfy_bridge.progress_bar(frame_count)
         writer = VideoWriter(folder / filename, fps, format)
         try:
