@@ -17,6 +17,8 @@ import comfy.model_detection
 import comfy.model_management
 import comfy.model_patcher
 import comfy.patcher_extension
+import comfy.sample
+import comfy.samplers
 import comfy.supported_models
 import comfy.utils
 import folder_paths
@@ -374,3 +376,79 @@ def external_model_handle(name: str, on_unload: Callable[[], None], size_bytes: 
 def external_model_in_use(handle: object) -> None:
     """Tell ComfyUI the external model is (still) loaded and in use: call before each use."""
     comfy.model_management.load_models_gpu([handle])
+
+
+# ---- sampling one window through ComfyUI's own sampler machinery ----------------------------------
+
+def latent_to_model_space(model: comfy.model_patcher.ModelPatcher, latents: torch.Tensor) -> torch.Tensor:
+    """Raw VAE latents (ComfyUI LATENT) -> the UNet's input space (SD1.5: x 0.18215)."""
+    return model.model.process_latent_in(latents)
+
+
+def slice_conditioning(conditioning: list, frames: list[int], total_frames: int, input_name: str) -> list:
+    """The conditioning with every ControlNet hint batch cut to ``frames`` (one hint image per video frame).
+
+    A hint batch of 1 applies to every frame; any other length but ``total_frames`` is an error.
+    """
+    sliced: dict[int, object] = {}
+
+    def slice_control(control):
+        if control is None:
+            return None
+        if id(control) not in sliced:
+            hint = control.cond_hint_original
+            copy = control.copy()
+            if hint is not None and hint.shape[0] not in (1, total_frames):
+                raise ValueError(f"{input_name}: a ControlNet has {hint.shape[0]} hint images but the video has "
+                                 f"{total_frames} frames; give one control image per frame (or a single image)")
+            if hint is not None and hint.shape[0] == total_frames:
+                copy.cond_hint_original = hint[frames]
+            copy.set_previous_controlnet(slice_control(control.previous_controlnet))
+            sliced[id(control)] = copy
+        return sliced[id(control)]
+
+    out = []
+    for tensor, options in conditioning:
+        options = options.copy()
+        if "control" in options:
+            options["control"] = slice_control(options["control"])
+        out.append([tensor, options])
+    return out
+
+
+def sample_window(model: comfy.model_patcher.ModelPatcher, window: WindowInputs, latents: torch.Tensor,
+                  generate: torch.Tensor, positive: list, negative: list, seed: int, steps: int, cfg: float,
+                  sampler_name: str, scheduler: str, denoise: float = 1.0) -> torch.Tensor:
+    """Denoise one window with ComfyUI's KSampler machinery (any sampler/scheduler, CFG, LoRA, ControlNet).
+
+    latents [F, 4, h, w] raw: the known frames' clean latents, zeros elsewhere; generate [F] bool: the
+    frames to sample. Known frames are held by ComfyUI's noise mask (their noisy input follows their
+    clean latent, as in training) and also reach the temporal layers through ``window``.
+    Returns [F, 4, h, w] raw latents on the intermediate device.
+    """
+    windowed = model.clone()
+    windowed.model_options["transformer_options"][WINDOW_OPTION] = window
+    noise = comfy.sample.prepare_noise(latents, seed)
+    mask = generate.float().reshape(-1, 1, 1, 1).expand(-1, 1, *latents.shape[-2:]).contiguous()
+    return comfy.sample.sample(windowed, noise, steps, cfg, sampler_name, scheduler, positive, negative, latents,
+                               denoise=denoise, noise_mask=None if bool(generate.all()) else mask,
+                               disable_pbar=True, seed=seed)
+
+
+def sampler_names() -> list[str]:
+    return list(comfy.samplers.KSampler.SAMPLERS)
+
+
+def scheduler_names() -> list[str]:
+    return list(comfy.samplers.KSampler.SCHEDULERS)
+
+
+def vae_encode(vae, images: torch.Tensor) -> torch.Tensor:
+    """IMAGE [N, H, W, 3] -> raw latents [N, 4, H/8, W/8]."""
+    return vae.encode(images[..., :3])
+
+
+def vae_decode(vae, latents: torch.Tensor) -> torch.Tensor:
+    """raw latents [N, 4, h, w] -> IMAGE [N, H, W, 3] on the CPU."""
+    images = vae.decode(latents)
+    return images.reshape(-1, *images.shape[-3:]).cpu()

@@ -58,6 +58,27 @@ def comfy_server(comfyui_dir: Path, sd15_checkpoint_path: Path, tmp_path_factory
         print(server.log_text())  # noqa: T201
 
 
+@pytest.fixture(scope="session")
+def server_models(comfy_server: ComfyServer) -> dict[str, str]:
+    """Random full-size add-ons linked into the server's model folders; returns their names."""
+    from devtools.random_addons import sd15_controlnet, sd15_lora
+    from devtools.random_sd15 import sd15_temporal_module
+
+    names = {"temporal_fresh": "zizi_fresh.safetensors", "temporal_random": "zizi_random.safetensors",
+             "lora": "lora.safetensors", "controlnet": "control.safetensors"}
+    links = {
+        ("zizi", names["temporal_fresh"]): lambda: sd15_temporal_module(seed=0, fresh=True),
+        ("zizi", names["temporal_random"]): lambda: sd15_temporal_module(seed=0, fresh=False),
+        ("loras", names["lora"]): lambda: sd15_lora(seed=0),
+        ("controlnet", names["controlnet"]): lambda: sd15_controlnet(seed=0),
+    }
+    for (folder, name), build in links.items():
+        link = comfy_server.models_dir / folder / name
+        if not link.exists():
+            link.symlink_to(build())
+    return names
+
+
 @pytest.fixture()
 def comfy(comfy_server: ComfyServer) -> ComfyClient:
     assert comfy_server.alive(), f"ComfyUI server died:\n{comfy_server.log_tail()}"

@@ -9,8 +9,6 @@ import pytest
 from PIL import Image
 
 from devtools.comfy_client import ComfyClient, PromptFailed, PromptRejected
-from devtools.random_addons import sd15_controlnet, sd15_lora
-from devtools.random_sd15 import sd15_temporal_module
 
 pytestmark = pytest.mark.server
 
@@ -19,15 +17,8 @@ RANDOM = "zizi_random.safetensors"
 
 
 @pytest.fixture(scope="module")
-def temporal_modules(comfy_server) -> None:
-    zizi = comfy_server.models_dir / "zizi"
-    for name, fresh in ((FRESH, True), (RANDOM, False)):
-        if not (zizi / name).exists():
-            (zizi / name).symlink_to(sd15_temporal_module(seed=0, fresh=fresh))
-    (zizi / "notes.safetensors").write_bytes(b"this is not a safetensors file")
-    for folder, name, build in (("loras", "lora.safetensors", sd15_lora), ("controlnet", "control.safetensors", sd15_controlnet)):
-        if not (comfy_server.models_dir / folder / name).exists():
-            (comfy_server.models_dir / folder / name).symlink_to(build(seed=0))
+def temporal_modules(comfy_server, server_models) -> None:
+    (comfy_server.models_dir / "zizi" / "notes.safetensors").write_bytes(b"this is not a safetensors file")
 
 
 def frames_prompt(frames: int, temporal_module: str | None, seed: int = 3) -> dict:

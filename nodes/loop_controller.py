@@ -1,0 +1,160 @@
+"""ZiziLoopController: hundreds of frames, one window at a time, in constant accelerator memory."""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+
+import torch
+
+from ..zizi_models.autoregressive import LatentStore, WindowRequest, run_plan
+from ..zizi_models.planner import format_plan, plan_video
+from ..zizi_models.video_io import VideoWriter
+from . import comfy_bridge
+from .video_nodes import resize_and_crop
+
+log = logging.getLogger(__name__)
+
+SNR_OFF = 10000.0  # the snr widget's maximum: known frames are fed exactly, with no augmentation
+LATENT_CHANNELS = 4
+
+
+def snr_value(snr: float) -> float:
+    return math.inf if snr >= SNR_OFF else snr
+
+
+def check_inputs(width: int | None, height: int | None, total_frames: int | None, window: int | None) -> str | None:
+    """The first problem with the video size or length, as a one-line message naming the input."""
+    for name, value in (("width", width), ("height", height)):
+        if value is not None and value % 8:
+            return f"{name}: {value} is not a multiple of 8 (the VAE downsamples by 8); use {value - value % 8} or {value - value % 8 + 8}"
+    if total_frames is not None and window is not None and total_frames < window:
+        return f"total_frames: {total_frames} is smaller than window ({window}); lower the window or use more frames"
+    return None
+
+
+def hint_latent(vae, image: torch.Tensor, width: int, height: int) -> torch.Tensor:
+    """First hint frame: the first image of the batch, cover-resized and centre-cropped to the video size."""
+    frame = image[:1, ..., :3]
+    if frame.shape[1:3] != (height, width):
+        frame = torch.from_numpy(resize_and_crop(frame.cpu().numpy(), width, height))
+    return comfy_bridge.vae_encode(vae, frame)
+
+
+class ZiziLoopController:
+    """Starter window, then extrapolation at `stride` from the last frames plus the first-frame anchor,
+    then interpolation of the gaps; every frame generated once. Latents stay on the CPU."""
+
+    CATEGORY = "Zizi Video/sampling"
+    RETURN_TYPES = ("IMAGE", "LATENT", "STRING")
+    RETURN_NAMES = ("frames", "latent", "plan")
+    FUNCTION = "generate"
+    DESCRIPTION = ("Generates a long video autoregressively with a model inflated by ZiziTemporalModelLoader: each "
+                   "window is conditioned on earlier frames (noise-augmented at `snr`) and the un-augmented first "
+                   "frame. ControlNet hints with one image per video frame are cut to each window.")
+
+    @classmethod
+    def INPUT_TYPES(cls) -> dict:
+        return {
+            "required": {
+                "model": ("MODEL", {"tooltip": "An SD1.5 MODEL inflated by ZiziTemporalModelLoader."}),
+                "positive": ("CONDITIONING", {"tooltip": "May carry ControlNets whose hint batch has one image per frame."}),
+                "negative": ("CONDITIONING",),
+                "vae": ("VAE",),
+                "width": ("INT", {"default": 512, "min": 64, "max": 4096, "step": 8}),
+                "height": ("INT", {"default": 512, "min": 64, "max": 4096, "step": 8}),
+                "total_frames": ("INT", {"default": 48, "min": 2, "max": 100000}),
+                "window": ("INT", {"default": 7, "min": 2, "max": 64, "tooltip": "Frames per denoising window (known + new)."}),
+                "stride": ("INT", {"default": 4, "min": 1, "max": 16, "tooltip": "Spacing of extrapolated frames; the gaps are interpolated."}),
+                "snr": ("FLOAT", {"default": 0.66, "min": 0.0, "max": SNR_OFF, "step": 0.01, "tooltip":
+                                  "Signal-to-noise power ratio of the noise added to earlier generated frames used as "
+                                  f"conditioning (a = snr/(1+snr)). The first hint frame is never augmented. {SNR_OFF:g} = off."}),
+                "seed": ("INT", {"default": 0, "min": 0, "max": 0xFFFFFFFFFFFFFFFF, "control_after_generate": True}),
+                "steps": ("INT", {"default": 20, "min": 1, "max": 10000}),
+                "cfg": ("FLOAT", {"default": 7.0, "min": 0.0, "max": 100.0, "step": 0.1}),
+                "sampler_name": (comfy_bridge.sampler_names(),),
+                "scheduler": (comfy_bridge.scheduler_names(),),
+            },
+            "optional": {
+                "hint_image": ("IMAGE", {"tooltip": "The first frame (never augmented). Resized to cover width x height, centre-cropped."}),
+                "interpolate": ("BOOLEAN", {"default": True, "tooltip": "Off: extrapolate contiguously (stride 1)."}),
+                "decode_chunk": ("INT", {"default": 16, "min": 1, "max": 1024, "tooltip": "Frames decoded per VAE call."}),
+                "stream_prefix": ("STRING", {"default": "", "tooltip": "If set, final frames are also written to an mp4 "
+                                             "with this prefix in the output folder as they are ready (kept if you cancel)."}),
+            },
+        }
+
+    @classmethod
+    def VALIDATE_INPUTS(cls, width: int | None = None, height: int | None = None, total_frames: int | None = None,
+                        window: int | None = None) -> bool | str:
+        # inputs fed by links arrive as None here and are checked again when the node runs
+        return check_inputs(width, height, total_frames, window) or True
+
+    def generate(self, model, positive, negative, vae, width: int, height: int, total_frames: int, window: int,
+                 stride: int, snr: float, seed: int, steps: int, cfg: float, sampler_name: str, scheduler: str,
+                 hint_image: torch.Tensor | None = None, interpolate: bool = True, decode_chunk: int = 16,
+                 stream_prefix: str = ""):
+        problem = check_inputs(width, height, total_frames, window)
+        if problem:
+            raise ValueError(problem)
+        temporal = comfy_bridge.temporal_model_of(model)
+        if temporal is None:
+            raise ValueError("model: this MODEL has no temporal layers; connect it through ZiziTemporalModelLoader first")
+        max_positions = temporal.config.max_positions
+        if window > max_positions:
+            raise ValueError(f"window: {window} frames exceed the temporal module's {max_positions} positions; use window <= {max_positions}")
+        steps_plan = plan_video(total_frames, window=window, stride=stride, max_positions=max_positions,
+                                hint=hint_image is not None, interpolate=interpolate)
+        plan_text = format_plan(steps_plan)
+        log.info("Zizi loop plan (%d steps):\n%s", len(steps_plan), plan_text)
+        store = LatentStore(total_frames, LATENT_CHANNELS, height // 8, width // 8)
+        if hint_image is not None:
+            store.put([0], hint_latent(vae, hint_image, width, height))
+        generated = sum(len(s.generate) for s in steps_plan)
+        progress = comfy_bridge.progress_bar(generated)
+        images: list[torch.Tensor] = []
+        writer = None
+        if stream_prefix:
+            folder, stem, counter, _ = comfy_bridge.save_path(stream_prefix, width, height)
+            writer = VideoWriter(folder / f"{stem}_{counter:05}_.mp4", fps=12.0)
+        pending: list[int] = []
+
+        def decode(frames: list[int]) -> None:
+            decoded = comfy_bridge.vae_decode(vae, store.latents[frames])
+            images.append(decoded)
+            if writer is not None:
+                writer.write(decoded.numpy())
+
+        def on_final(frames: list[int]) -> None:
+            pending.extend(frames)
+            while len(pending) >= decode_chunk:
+                decode(pending[:decode_chunk])
+                del pending[:decode_chunk]
+
+        def sample(request: WindowRequest) -> torch.Tensor:
+            frames = list(request.frames)
+            out = comfy_bridge.sample_window(
+                model, request.window, request.latents, request.generate,
+                comfy_bridge.slice_conditioning(positive, frames, total_frames, "positive"),
+                comfy_bridge.slice_conditioning(negative, frames, total_frames, "negative"),
+                request.seed, steps, cfg, sampler_name, scheduler)
+            progress.update(int(request.generate.sum()))
+            return out
+
+        started = time.perf_counter()
+        try:
+            run_plan(steps_plan, store, sample, snr_value(snr), seed,
+                     to_model_space=lambda z: comfy_bridge.latent_to_model_space(model, z),
+                     on_frames_final=on_final, check_interrupt=comfy_bridge.throw_if_interrupted)
+            if pending:
+                decode(pending)
+        finally:
+            if writer is not None:
+                writer.close()  # a cancelled run leaves a playable file with the frames finished so far
+        log.info("Zizi loop: %d frames in %.1f s", total_frames, time.perf_counter() - started)
+        return (torch.cat(images), {"samples": store.latents.clone()}, plan_text)
+
+
+NODE_CLASS_MAPPINGS = {"ZiziLoopController": ZiziLoopController}
+NODE_DISPLAY_NAME_MAPPINGS = {"ZiziLoopController": "Zizi Loop Controller (long video)"}

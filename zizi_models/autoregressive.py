@@ -1,0 +1,113 @@
+"""Run a frame plan: the host-neutral heart of the loop controller.
+
+The whole latent video lives on the CPU (``LatentStore``); each plan step gathers its window, builds
+the conditioning of its known frames (noise-augmented at the set snr, the anchor never), hands ONE
+window to ``sample_window`` (the host: ComfyUI's samplers in the pack, anything in tests), and puts
+the generated frames back. Peak accelerator memory is one window's, whatever the video length.
+After each step the frames that became final, in order, are reported so the caller can decode and
+stream them while the rest is still being generated.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import torch
+
+from .temporal.frame_call import WindowInputs
+from .temporal.noise_augmentation import augment_latents, augmentation_level
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class WindowRequest:
+    """One window to denoise. ``latents`` [F, C, h, w] raw: clean latents of known frames, zeros elsewhere.
+    ``generate`` [F] bool: the frames to sample. ``window``: what the temporal layers get (positions,
+    augmented known latents in model space, mask, augmentation levels). ``seed``: the window's noise seed."""
+
+    step_index: int
+    frames: tuple[int, ...]
+    latents: torch.Tensor
+    generate: torch.Tensor
+    window: WindowInputs
+    seed: int
+
+
+class LatentStore:
+    """The latent video [T, C, h, w] on the CPU, with which frames exist."""
+
+    def __init__(self, total_frames: int, channels: int, height: int, width: int, dtype: torch.dtype = torch.float32):
+        self.latents = torch.zeros(total_frames, channels, height, width, dtype=dtype)
+        self.exists = torch.zeros(total_frames, dtype=torch.bool)
+
+    def put(self, frames: Sequence[int], latents: torch.Tensor) -> None:
+        index = torch.as_tensor(list(frames), dtype=torch.long)
+        self.latents[index] = latents.detach().to(device="cpu", dtype=self.latents.dtype)
+        self.exists[index] = True
+
+    def get(self, frames: Sequence[int]) -> torch.Tensor:
+        index = torch.as_tensor(list(frames), dtype=torch.long)
+        missing = [f for f, ok in zip(frames, self.exists[index].tolist(), strict=True) if not ok]
+        if missing:
+            raise RuntimeError(f"frames {missing} are used before they exist; the plan is invalid")
+        return self.latents[index]
+
+
+def window_request(step, step_index: int, store: LatentStore, snr: float, seed: int,
+                   to_model_space: Callable[[torch.Tensor], torch.Tensor]) -> WindowRequest:
+    """Build the window for one plan step. Known frames other than the anchor are augmented at ``snr``
+    (inf = not at all), in the UNet's latent space, with noise drawn from a generator seeded per step."""
+    frames = tuple(step.frames)
+    known = torch.tensor([step.is_known(f) for f in frames])
+    latents = torch.zeros(len(frames), *store.latents.shape[1:], dtype=store.latents.dtype)
+    known_frames = [f for f in frames if step.is_known(f)]
+    if known_frames:
+        latents[known] = store.get(known_frames)
+    frame_snr = torch.tensor([math.inf if (not step.is_known(f) or step.is_anchor(f)) else snr for f in frames])
+    generator = torch.Generator().manual_seed(seed * 1_000_003 + step_index)
+    augmented = augment_latents(to_model_space(latents), frame_snr, generator=generator)
+    augmented = augmented * known.reshape(-1, 1, 1, 1)  # frames to generate carry no content
+    level = augmentation_level(frame_snr) * known
+    window = WindowInputs(torch.tensor(step.positions), augmented, known.float(), level.float())
+    return WindowRequest(step_index, frames, latents, ~known, window, seed + step_index)
+
+
+def run_plan(
+    steps: Sequence,
+    store: LatentStore,
+    sample_window: Callable[[WindowRequest], torch.Tensor],
+    snr: float,
+    seed: int,
+    to_model_space: Callable[[torch.Tensor], torch.Tensor] = lambda z: z,
+    on_frames_final: Callable[[list[int]], None] | None = None,
+    check_interrupt: Callable[[], None] | None = None,
+) -> LatentStore:
+    """Execute ``steps`` (PlanStep-like: frames, known, generate, positions, is_known, is_anchor).
+
+    ``sample_window(request) -> [F, C, h, w]`` raw latents for the window; only the ``generate`` frames
+    are kept. ``on_frames_final(frames)`` gets, after each step, the frames that are now final and
+    contiguous from the start (each frame exactly once, in order). ``check_interrupt()`` runs before
+    every step and may raise to stop; what exists so far stays in ``store``.
+    """
+    if snr < 0 or math.isnan(snr):
+        raise ValueError(f"snr must be >= 0 (inf = no augmentation), got {snr}")
+    emitted = 0
+    total = store.latents.shape[0]
+    for index, step in enumerate(steps):
+        if check_interrupt is not None:
+            check_interrupt()
+        request = window_request(step, index, store, snr, seed, to_model_space)
+        sampled = sample_window(request)
+        keep = [i for i, f in enumerate(request.frames) if not step.is_known(f)]
+        store.put([request.frames[i] for i in keep], sampled[keep])
+        ready = emitted
+        while ready < total and bool(store.exists[ready]):
+            ready += 1
+        if on_frames_final is not None and ready > emitted:
+            on_frames_final(list(range(emitted, ready)))
+        emitted = ready
+    return store
