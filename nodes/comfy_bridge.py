@@ -385,11 +385,10 @@ def latent_to_model_space(model: comfy.model_patcher.ModelPatcher, latents: torc
     return model.model.process_latent_in(latents)
 
 
-def slice_conditioning(conditioning: list, frames: list[int], total_frames: int, input_name: str) -> list:
-    """The conditioning with every ControlNet hint batch cut to ``frames`` (one hint image per video frame).
-
-    A hint batch of 1 applies to every frame; any other length but ``total_frames`` is an error.
-    """
+def slice_conditioning(conditioning: list, frames: list[int], input_name: str) -> list:
+    """The conditioning with every ControlNet hint batch cut to ``frames`` (absolute frame indices:
+    hint image i belongs to video frame i). A hint batch of 1 applies to every frame; a batch that
+    does not reach the highest frame is an error naming the input."""
     sliced: dict[int, object] = {}
 
     def slice_control(control):
@@ -398,10 +397,10 @@ def slice_conditioning(conditioning: list, frames: list[int], total_frames: int,
         if id(control) not in sliced:
             hint = control.cond_hint_original
             copy = control.copy()
-            if hint is not None and hint.shape[0] not in (1, total_frames):
-                raise ValueError(f"{input_name}: a ControlNet has {hint.shape[0]} hint images but the video has "
-                                 f"{total_frames} frames; give one control image per frame (or a single image)")
-            if hint is not None and hint.shape[0] == total_frames:
+            if hint is not None and hint.shape[0] != 1:
+                if hint.shape[0] <= max(frames):
+                    raise ValueError(f"{input_name}: a ControlNet has {hint.shape[0]} hint images but frame {max(frames)} "
+                                     "needs one; give one control image per video frame (or a single image for all)")
                 copy.cond_hint_original = hint[frames]
             copy.set_previous_controlnet(slice_control(control.previous_controlnet))
             sliced[id(control)] = copy
@@ -414,6 +413,19 @@ def slice_conditioning(conditioning: list, frames: list[int], total_frames: int,
             options["control"] = slice_control(options["control"])
         out.append([tensor, options])
     return out
+
+
+def control_hint_counts(conditioning: list) -> list[int]:
+    """How many hint images each ControlNet in the conditioning carries (the whole chain)."""
+    counts, seen = [], set()
+    for _, options in conditioning:
+        control = options.get("control")
+        while control is not None and id(control) not in seen:
+            seen.add(id(control))
+            if control.cond_hint_original is not None:
+                counts.append(int(control.cond_hint_original.shape[0]))
+            control = control.previous_controlnet
+    return counts
 
 
 def sample_window(model: comfy.model_patcher.ModelPatcher, window: WindowInputs, latents: torch.Tensor,

@@ -8,11 +8,12 @@ import time
 
 import torch
 
-from ..zizi_models.autoregressive import LatentStore, WindowRequest, run_plan
+from ..zizi_models.autoregressive import LatentStore, run_plan
 from ..zizi_models.planner import format_plan, plan_video
 from ..zizi_models.video_io import VideoWriter
 from . import comfy_bridge
 from .video_nodes import resize_and_crop
+from .window_sampling import WindowSampler, check_control_hints, require_temporal_model
 
 log = logging.getLogger(__name__)
 
@@ -82,6 +83,7 @@ class ZiziLoopController:
                 "decode_chunk": ("INT", {"default": 16, "min": 1, "max": 1024, "tooltip": "Frames decoded per VAE call."}),
                 "stream_prefix": ("STRING", {"default": "", "tooltip": "If set, final frames are also written to an mp4 "
                                              "with this prefix in the output folder as they are ready (kept if you cancel)."}),
+                "stream_fps": ("FLOAT", {"default": 12.0, "min": 0.1, "max": 240.0, "step": 0.5}),
             },
         }
 
@@ -94,13 +96,12 @@ class ZiziLoopController:
     def generate(self, model, positive, negative, vae, width: int, height: int, total_frames: int, window: int,
                  stride: int, snr: float, seed: int, steps: int, cfg: float, sampler_name: str, scheduler: str,
                  hint_image: torch.Tensor | None = None, interpolate: bool = True, decode_chunk: int = 16,
-                 stream_prefix: str = ""):
+                 stream_prefix: str = "", stream_fps: float = 12.0):
         problem = check_inputs(width, height, total_frames, window)
         if problem:
             raise ValueError(problem)
-        temporal = comfy_bridge.temporal_model_of(model)
-        if temporal is None:
-            raise ValueError("model: this MODEL has no temporal layers; connect it through ZiziTemporalModelLoader first")
+        temporal = require_temporal_model(model)
+        check_control_hints(positive, negative, total_frames)
         max_positions = temporal.config.max_positions
         if window > max_positions:
             raise ValueError(f"window: {window} frames exceed the temporal module's {max_positions} positions; use window <= {max_positions}")
@@ -117,7 +118,7 @@ class ZiziLoopController:
         writer = None
         if stream_prefix:
             folder, stem, counter, _ = comfy_bridge.save_path(stream_prefix, width, height)
-            writer = VideoWriter(folder / f"{stem}_{counter:05}_.mp4", fps=12.0)
+            writer = VideoWriter(folder / f"{stem}_{counter:05}_.mp4", fps=stream_fps)
         pending: list[int] = []
 
         def decode(frames: list[int]) -> None:
@@ -132,20 +133,10 @@ class ZiziLoopController:
                 decode(pending[:decode_chunk])
                 del pending[:decode_chunk]
 
-        def sample(request: WindowRequest) -> torch.Tensor:
-            frames = list(request.frames)
-            out = comfy_bridge.sample_window(
-                model, request.window, request.latents, request.generate,
-                comfy_bridge.slice_conditioning(positive, frames, total_frames, "positive"),
-                comfy_bridge.slice_conditioning(negative, frames, total_frames, "negative"),
-                request.seed, steps, cfg, sampler_name, scheduler)
-            progress.update(int(request.generate.sum()))
-            return out
-
         started = time.perf_counter()
         try:
-            run_plan(steps_plan, store, sample, snr_value(snr), seed,
-                     to_model_space=lambda z: comfy_bridge.latent_to_model_space(model, z),
+            sampler = WindowSampler(model, positive, negative, steps, cfg, sampler_name, scheduler, progress=progress)
+            run_plan(steps_plan, store, sampler, snr_value(snr), seed, to_model_space=sampler.to_model_space,
                      on_frames_final=on_final, check_interrupt=comfy_bridge.throw_if_interrupted)
             if pending:
                 decode(pending)

@@ -1,0 +1,187 @@
+"""ZiziStarterSampler / ZiziExtrapolateSampler / ZiziInterpolateSampler: one stage of the loop at a time.
+
+Their LATENTs carry ``zizi_frames``: the absolute frame index of each latent in the batch (a LATENT
+without it holds frames 0..N-1). All three sample through the same machinery as ZiziLoopController.
+"""
+
+from __future__ import annotations
+
+from ..zizi_models.autoregressive import LatentStore, run_plan
+from ..zizi_models.planner import PlanStep, window_positions
+from . import comfy_bridge
+from .loop_controller import LATENT_CHANNELS, SNR_OFF, check_inputs, hint_latent, snr_value
+from .window_sampling import WindowSampler, check_control_hints, require_temporal_model
+
+FRAMES_KEY = "zizi_frames"
+
+
+def frames_of(latent: dict, input_name: str) -> list[int]:
+    samples = latent["samples"]
+    frames = [int(f) for f in latent.get(FRAMES_KEY, range(samples.shape[0]))]
+    if len(frames) != samples.shape[0] or len(set(frames)) != len(frames) or min(frames) < 0:
+        raise ValueError(f"{input_name}: {FRAMES_KEY} must list one distinct frame index >= 0 per latent, got {frames}")
+    return frames
+
+
+def sampling_inputs(extra: dict | None = None) -> dict:
+    required = {
+        "model": ("MODEL", {"tooltip": "An SD1.5 MODEL inflated by ZiziTemporalModelLoader."}),
+        "positive": ("CONDITIONING",),
+        "negative": ("CONDITIONING",),
+        **(extra or {}),
+        "seed": ("INT", {"default": 0, "min": 0, "max": 0xFFFFFFFFFFFFFFFF, "control_after_generate": True}),
+        "steps": ("INT", {"default": 20, "min": 1, "max": 10000}),
+        "cfg": ("FLOAT", {"default": 7.0, "min": 0.0, "max": 100.0, "step": 0.1}),
+        "sampler_name": (comfy_bridge.sampler_names(),),
+        "scheduler": (comfy_bridge.scheduler_names(),),
+        "denoise": ("FLOAT", {"default": 1.0, "min": 0.0, "max": 1.0, "step": 0.01}),
+    }
+    return required
+
+
+SNR_INPUT = ("FLOAT", {"default": 0.66, "min": 0.0, "max": SNR_OFF, "step": 0.01,
+                       "tooltip": f"snr of the noise added to known frames other than frame 0 (the anchor). {SNR_OFF:g} = off."})
+
+
+def run_steps(model, positive, negative, store: LatentStore, steps_plan: list[PlanStep], snr: float, seed: int,
+              steps: int, cfg: float, sampler_name: str, scheduler: str, denoise: float) -> None:
+    require_temporal_model(model)
+    check_control_hints(positive, negative, store.latents.shape[0])
+    progress = comfy_bridge.progress_bar(sum(len(s.generate) for s in steps_plan))
+    sampler = WindowSampler(model, positive, negative, steps, cfg, sampler_name, scheduler, denoise, progress)
+    run_plan(steps_plan, store, sampler, snr_value(snr), seed, to_model_space=sampler.to_model_space,
+             check_interrupt=comfy_bridge.throw_if_interrupted)
+
+
+def step(kind: str, known: list[int], generate: list[int], max_positions: int) -> PlanStep:
+    anchor = 0 if 0 in known else None
+    frames = sorted(known + generate)
+    positions = window_positions(frames, anchor, max_positions)
+    return PlanStep(kind, tuple(sorted(known)), tuple(sorted(generate)), anchor, positions)
+
+
+def output(store: LatentStore, frames: list[int]) -> dict:
+    return {"samples": store.latents[frames].clone(), FRAMES_KEY: list(frames)}
+
+
+class ZiziStarterSampler:
+    CATEGORY = "Zizi Video/sampling"
+    RETURN_TYPES = ("LATENT",)
+    FUNCTION = "sample"
+    DESCRIPTION = "Generates the first window of a video, optionally from a first frame (kept exactly, never augmented)."
+
+    @classmethod
+    def INPUT_TYPES(cls) -> dict:
+        return {"required": sampling_inputs({
+                    "width": ("INT", {"default": 512, "min": 64, "max": 4096, "step": 8}),
+                    "height": ("INT", {"default": 512, "min": 64, "max": 4096, "step": 8}),
+                    "frames": ("INT", {"default": 7, "min": 1, "max": 64})}),
+                "optional": {"first_frame": ("IMAGE",), "vae": ("VAE", {"tooltip": "Needed with first_frame."}),
+                             "first_latent": ("LATENT", {"tooltip": "Instead of first_frame: its first latent is frame 0."})}}
+
+    def sample(self, model, positive, negative, width, height, frames, seed, steps, cfg, sampler_name, scheduler, denoise,
+               first_frame=None, vae=None, first_latent=None):
+        problem = check_inputs(width, height, None, None)
+        if problem:
+            raise ValueError(problem)
+        temporal = require_temporal_model(model)
+        store = LatentStore(frames, LATENT_CHANNELS, height // 8, width // 8)
+        known: list[int] = []
+        if first_latent is not None:
+            latent = first_latent["samples"][:1]
+            if latent.shape[-2:] != (height // 8, width // 8):
+                raise ValueError(f"first_latent: {tuple(latent.shape[-2:])} latent is not {height // 8}x{width // 8} (width/height / 8)")
+            store.put([0], latent)
+            known = [0]
+        elif first_frame is not None:
+            if vae is None:
+                raise ValueError("vae: first_frame needs the VAE to encode it; connect the checkpoint's VAE")
+            store.put([0], hint_latent(vae, first_frame, width, height))
+            known = [0]
+        generate = [f for f in range(frames) if f not in known]
+        if not generate:
+            return (output(store, [0]),)
+        run_steps(model, positive, negative, store, [step("starter", known, generate, temporal.config.max_positions)],
+                  SNR_OFF, seed, steps, cfg, sampler_name, scheduler, denoise)
+        return (output(store, list(range(frames))),)
+
+
+class ZiziExtrapolateSampler:
+    CATEGORY = "Zizi Video/sampling"
+    RETURN_TYPES = ("LATENT", "LATENT")
+    RETURN_NAMES = ("new_frames", "all_frames")
+    FUNCTION = "sample"
+    DESCRIPTION = ("Generates `count` new frames every `stride` frames after the last known frame, conditioned on the "
+                   "last `context_frames` known frames (noise-augmented at snr) and frame 0 when known (exact).")
+
+    @classmethod
+    def INPUT_TYPES(cls) -> dict:
+        return {"required": sampling_inputs({
+            "known": ("LATENT", {"tooltip": "Frames so far (a Zizi LATENT with zizi_frames, or frames 0..N-1)."}),
+            "count": ("INT", {"default": 3, "min": 1, "max": 63}),
+            "stride": ("INT", {"default": 4, "min": 1, "max": 16}),
+            "context_frames": ("INT", {"default": 3, "min": 1, "max": 16}),
+            "snr": SNR_INPUT})}
+
+    def sample(self, model, positive, negative, known, count, stride, context_frames, snr, seed, steps, cfg,
+               sampler_name, scheduler, denoise):
+        temporal = require_temporal_model(model)
+        frames = frames_of(known, "known")
+        last = max(frames)
+        context = sorted(frames)[-context_frames:]
+        anchor = [0] if 0 in frames and 0 not in context else []
+        new = [last + stride * (i + 1) for i in range(count)]
+        samples = known["samples"]
+        store = LatentStore(max(new) + 1, samples.shape[1], *samples.shape[-2:])
+        store.put(frames, samples)
+        run_steps(model, positive, negative, store, [step("extrapolate", anchor + context, new, temporal.config.max_positions)],
+                  snr, seed, steps, cfg, sampler_name, scheduler, denoise)
+        return (output(store, new), output(store, sorted(frames + new)))
+
+
+class ZiziInterpolateSampler:
+    CATEGORY = "Zizi Video/sampling"
+    RETURN_TYPES = ("LATENT",)
+    FUNCTION = "sample"
+    DESCRIPTION = ("Fills every missing frame between known frames (a Zizi LATENT with gaps, e.g. ZiziExtrapolateSampler's "
+                   "all_frames), a window at a time, conditioned on the gap's ends (augmented at snr) and frame 0 (exact).")
+
+    @classmethod
+    def INPUT_TYPES(cls) -> dict:
+        return {"required": sampling_inputs({
+            "latent_video": ("LATENT", {"tooltip": "Known frames with gaps between them (zizi_frames)."}),
+            "window": ("INT", {"default": 7, "min": 3, "max": 64}),
+            "snr": SNR_INPUT})}
+
+    def sample(self, model, positive, negative, latent_video, window, snr, seed, steps, cfg, sampler_name, scheduler, denoise):
+        temporal = require_temporal_model(model)
+        frames = sorted(frames_of(latent_video, "latent_video"))
+        samples = latent_video["samples"]
+        store = LatentStore(frames[-1] + 1, samples.shape[1], *samples.shape[-2:])
+        store.put(frames_of(latent_video, "latent_video"), samples)
+        anchor = [0] if 0 in frames else []
+        per_step = window - 2 - len(anchor)  # room left for gap frames next to both ends (and the anchor)
+        if per_step < 1:
+            raise ValueError(f"window: {window} leaves no room for a gap frame next to two ends and the anchor; use >= {3 + len(anchor)}")
+        plan = []
+        for a, b in zip(frames, frames[1:], strict=False):
+            gap = list(range(a + 1, b))
+            for start in range(0, len(gap), per_step):
+                chunk = gap[start:start + per_step]
+                left = a if start == 0 else gap[start - 1]
+                plan.append(step("interpolate", sorted(set(anchor + [left, b])), chunk, temporal.config.max_positions))
+        if plan:
+            run_steps(model, positive, negative, store, plan, snr, seed, steps, cfg, sampler_name, scheduler, denoise)
+        return (output(store, list(range(frames[0], frames[-1] + 1))),)
+
+
+NODE_CLASS_MAPPINGS = {
+    "ZiziStarterSampler": ZiziStarterSampler,
+    "ZiziExtrapolateSampler": ZiziExtrapolateSampler,
+    "ZiziInterpolateSampler": ZiziInterpolateSampler,
+}
+NODE_DISPLAY_NAME_MAPPINGS = {
+    "ZiziStarterSampler": "Zizi Starter Sampler",
+    "ZiziExtrapolateSampler": "Zizi Extrapolate Sampler",
+    "ZiziInterpolateSampler": "Zizi Interpolate Sampler",
+}

@@ -1,0 +1,101 @@
+"""The three window samplers in an in-process ComfyUI on a tiny SD1.5-family model: the known frames and
+the snr really reach the model, frames land at the right indices, bad input fails clearly."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from devtools.random_sd15 import TINY_UNET_CONFIG, TINY_VAE_CONFIG, build_unet
+from zizi_models.sd15_keys import to_ldm
+from zizi_models.temporal import ZiziTemporalModel, temporal_config_for_unet
+
+LATENT = 16  # 128x128 frames
+
+
+@pytest.fixture(scope="module")
+def setup(comfy_pack):
+    bridge = comfy_pack.nodes.comfy_bridge
+    pack_temporal = comfy_pack.zizi_models.temporal
+    unet = build_unet(TINY_UNET_CONFIG, seed=5).float()
+    base = bridge.sd15_model_from_state_dict(to_ldm(unet.state_dict(), {}, {}, TINY_UNET_CONFIG, TINY_VAE_CONFIG), dtype=torch.float32)
+    temporal = ZiziTemporalModel(temporal_config_for_unet(unet))
+    generator = torch.Generator().manual_seed(6)
+    with torch.no_grad():  # a "trained" module: every part, zero-initialised ones included, acts
+        for p in temporal.parameters():
+            p.add_(torch.randn(p.shape, generator=generator) * 0.05)
+    pack_model = pack_temporal.ZiziTemporalModel(pack_temporal.TemporalModelConfig.from_dict(temporal.config.to_dict()))
+    pack_model.load_state_dict(temporal.state_dict())
+    model = bridge.inject_temporal_model(base, pack_model)
+    conditioning = [[torch.randn(1, 77, 32, generator=generator), {}]]
+    negative = [[torch.zeros(1, 77, 32), {}]]
+    return comfy_pack.nodes.window_samplers, model, base, conditioning, negative
+
+
+def known_video(seed: int = 0) -> dict:
+    return {"samples": torch.randn(7, 4, LATENT, LATENT, generator=torch.Generator().manual_seed(seed))}
+
+
+def extrapolate(nodes, model, pos, neg, known: dict, snr: float, seed: int = 1):
+    return nodes.ZiziExtrapolateSampler().sample(model, pos, neg, known, 3, 4, 3, snr, seed, 2, 4.0, "euler", "normal", 1.0)
+
+
+def test_extrapolation_depends_on_known_frames_and_snr(setup) -> None:
+    nodes, model, _, pos, neg = setup
+    new, everything = extrapolate(nodes, model, pos, neg, known_video(), snr=0.66)
+    assert new["zizi_frames"] == [10, 14, 18]
+    assert everything["zizi_frames"] == [0, 1, 2, 3, 4, 5, 6, 10, 14, 18]
+    assert torch.equal(everything["samples"][:7], known_video()["samples"])  # known frames untouched
+    again, _ = extrapolate(nodes, model, pos, neg, known_video(), snr=0.66)
+    assert torch.equal(again["samples"], new["samples"])  # deterministic for a seed
+    changed = known_video()
+    changed["samples"][6] += 1.0  # only the last known frame differs
+    moved, _ = extrapolate(nodes, model, pos, neg, changed, snr=0.66)
+    assert (moved["samples"] - new["samples"]).abs().mean() > 1e-3
+    clean, _ = extrapolate(nodes, model, pos, neg, known_video(), snr=10000.0)  # augmentation off
+    assert (clean["samples"] - new["samples"]).abs().mean() > 1e-3
+    # the anchor (frame 0) is never augmented: changing only the snr leaves it out of the noise draw,
+    # and a different frame 0 changes the result even with heavy augmentation of the other frames
+    anchor_changed = known_video()
+    anchor_changed["samples"][0] += 1.0
+    via_anchor, _ = extrapolate(nodes, model, pos, neg, anchor_changed, snr=0.01)
+    base_heavy, _ = extrapolate(nodes, model, pos, neg, known_video(), snr=0.01)
+    assert (via_anchor["samples"] - base_heavy["samples"]).abs().mean() > 1e-3
+
+
+def test_interpolation_fills_every_gap_and_starter_keeps_the_first_latent(setup) -> None:
+    nodes, model, _, pos, neg = setup
+    _, everything = extrapolate(nodes, model, pos, neg, known_video(), snr=0.66)
+    (filled,) = nodes.ZiziInterpolateSampler().sample(model, pos, neg, everything, 7, 0.66, 3, 2, 4.0, "euler", "normal", 1.0)
+    assert filled["zizi_frames"] == list(range(19))
+    assert torch.equal(filled["samples"][[0, 6, 10, 14, 18]], everything["samples"][[0, 6, 7, 8, 9]])
+    assert filled["samples"][[7, 8, 9, 11, 15]].abs().mean() > 0.01  # gaps were generated, not left at zero
+    first = {"samples": torch.randn(1, 4, LATENT, LATENT)}
+    (start,) = nodes.ZiziStarterSampler().sample(model, pos, neg, LATENT * 8, LATENT * 8, 5, 0, 2, 4.0, "euler", "normal",
+                                                  1.0, first_latent=first)
+    assert start["zizi_frames"] == [0, 1, 2, 3, 4]
+    assert torch.equal(start["samples"][0], first["samples"][0])
+
+
+def test_plain_model_bad_indices_and_short_control_batches_are_refused(setup, comfy_pack) -> None:
+    import comfy.controlnet
+
+    nodes, model, base, pos, neg = setup
+    class HintOnlyControl(comfy.controlnet.ControlBase):  # ComfyUI's subclasses copy themselves like this
+        def copy(self):
+            c = HintOnlyControl()
+            self.copy_to(c)
+            return c
+
+    control = HintOnlyControl().set_cond_hint(torch.rand(12, 3, 128, 128))
+    with_control = [[pos[0][0], {"control": control}]]
+    with pytest.raises(ValueError, match="positive: a ControlNet has 12 hint images but the video needs 19"):
+        extrapolate(nodes, model, with_control, neg, known_video(), snr=0.66)
+    bridge = comfy_pack.nodes.comfy_bridge
+    sliced = bridge.slice_conditioning(with_control, [0, 5, 11], "positive")
+    assert torch.equal(sliced[0][1]["control"].cond_hint_original, control.cond_hint_original[[0, 5, 11]])
+    assert with_control[0][1]["control"].cond_hint_original.shape[0] == 12  # the input conditioning is untouched
+    with pytest.raises(ValueError, match="model: this MODEL has no temporal layers"):
+        extrapolate(nodes, base, pos, neg, known_video(), snr=0.66)
+    with pytest.raises(ValueError, match="known: zizi_frames"):
+        extrapolate(nodes, model, pos, neg, {**known_video(), "zizi_frames": [0, 1, 1, 2, 3, 4, 5]}, snr=0.66)
