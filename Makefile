@@ -26,6 +26,7 @@ models: setup
 
 # pytest exits 5 when it collects no test: report it and fail, an empty suite is never a pass here.
 test: setup models
+	bash devtools/install_chromium.sh
 	$(PY) -m pytest --durations=15 $(PYTEST_ARGS); rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "pytest collected no tests"; fi; exit $$rc
 
