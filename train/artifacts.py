@@ -36,6 +36,7 @@ def training_metadata(config: TrainConfig, step: int, ema: bool) -> dict[str, An
             "starter": window.starter_strides,
             "extrapolate": window.extrapolate_strides,
             "interpolate": window.interpolate_strides,
+            "interpolate_outer": window.interpolate_outer_strides,
         },
         "anchor_gap": window.anchor_gap,
         "snr_range": [config.augmentation.snr_min, config.augmentation.snr_max],

@@ -60,7 +60,8 @@ class WindowConfig:
     )
     starter_strides: list[int] = field(default_factory=lambda: [1])
     extrapolate_strides: list[int] = field(default_factory=lambda: [1, 4])
-    interpolate_strides: list[int] = field(default_factory=lambda: [1])
+    interpolate_strides: list[int] = field(default_factory=lambda: [1])  # spacing inside the generated gap
+    interpolate_outer_strides: list[int] = field(default_factory=lambda: [1, 4])  # spacing of the extra known frames
     extrapolate_context: list[int] = field(default_factory=lambda: [1, 3])  # [min, max] known frames
     interpolate_before: list[int] = field(default_factory=lambda: [1, 2])  # [min, max] known before the gap
     interpolate_after: list[int] = field(default_factory=lambda: [1, 2])  # [min, max] known after the gap
@@ -367,7 +368,7 @@ def validate(config: TrainConfig) -> None:
         bounds = getattr(window, name)
         if len(bounds) != 2 or not 0 <= bounds[0] <= bounds[1]:
             problems.append(f"window.{name} must be [min, max] with 0 <= min <= max, got {bounds}")
-    for name in ("starter_strides", "extrapolate_strides", "interpolate_strides"):
+    for name in ("starter_strides", "extrapolate_strides", "interpolate_strides", "interpolate_outer_strides"):
         strides = getattr(window, name)
         if not strides or any(s < 1 for s in strides):
             problems.append(f"window.{name} must be a non-empty list of strides >= 1, got {strides}")

@@ -23,9 +23,8 @@ from typing import Any
 import torch
 from torch import nn
 
+from zizi_models.sd15_configs import SD15_VAE_CONFIG
 from zizi_models.sd15_keys import UNET_PREFIX, to_ldm
-
-from .sd15_configs import SD15_VAE_CONFIG
 
 logger = logging.getLogger(__name__)
 

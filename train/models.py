@@ -17,9 +17,13 @@ from typing import Any
 import torch
 from torch import nn
 
+from zizi_models.sd15_configs import (
+    SD15_SCHEDULER_CONFIG,
+    SD15_TEXT_CONFIG,
+    SD15_UNET_CONFIG,
+    SD15_VAE_CONFIG,
+)
 from zizi_models.sd15_keys import from_ldm, match_text_encoder_keys
-
-from .sd15_configs import SD15_SCHEDULER_CONFIG, SD15_TEXT_CONFIG, SD15_UNET_CONFIG, SD15_VAE_CONFIG
 
 logger = logging.getLogger(__name__)
 

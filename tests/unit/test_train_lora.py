@@ -14,8 +14,8 @@ from train.config import load_config
 from train.export import export
 from train.fit import fit
 from train.lora import add_lora, lora_layers, lora_state_dict, to_kohya
-from train.sd15_configs import SD15_VAE_CONFIG
 from train.synthetic import ensure_dataset
+from zizi_models.sd15_configs import SD15_VAE_CONFIG
 from zizi_models.sd15_keys import UNET_PREFIX, to_ldm
 
 TINY = Path(__file__).resolve().parents[2] / "train" / "configs" / "tiny_cpu.yaml"

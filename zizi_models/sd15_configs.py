@@ -1,5 +1,6 @@
-"""SD1.5 architecture configs (diffusers constructor arguments), for building the models of an LDM
-single-file checkpoint. Same values as SD1.5's diffusers folders (and devtools/random_sd15.py)."""
+"""SD1.5 architecture configs (diffusers constructor arguments): what SD1.5's diffusers folders say, for
+building the models of an LDM single-file checkpoint offline (the trainer) and the seeded random
+SD1.5 models of the tests and benchmarks (devtools/random_sd15.py)."""
 
 from __future__ import annotations
 
