@@ -57,36 +57,39 @@ def body_length(config: WindowConfig, with_anchor: bool) -> int:
     return config.frames - 1 if with_anchor else config.frames
 
 
-def interpolation_offsets(before: int, gap: int, after: int, stride: int, outer: int) -> list[int]:
+def interpolation_offsets(before: int, gap: int, after: int, stride: int, outer_before: int,
+                          outer_after: int) -> list[int]:
     """Body offsets of an interpolation window, as the planner builds them: `before` known frames
-    spaced `outer` apart ending at the left endpoint, `gap` generated frames `stride` apart, the right
-    endpoint, then `after - 1` more known frames spaced `outer` apart (e.g. 5, 6 | 7 8 9 | 10, 14)."""
+    spaced `outer_before` apart ending at the left endpoint, `gap` generated frames `stride` apart, the
+    right endpoint, then `after - 1` more known frames spaced `outer_after` apart (5, 6 | 7 8 9 | 10, 14:
+    the previous fill before, the next grid frame after)."""
     offsets, position = [], 0
     for i in range(before):
         offsets.append(position)
-        position += outer if i < before - 1 else stride
+        position += outer_before if i < before - 1 else stride
     for _ in range(gap + 1):  # the gap, then the right endpoint
         offsets.append(position)
         position += stride
     position = offsets[-1]
     for _ in range(after - 1):
-        position += outer
+        position += outer_after
         offsets.append(position)
     return offsets
 
 
 def _layouts(task: str, body: int, config: WindowConfig) -> list[tuple[int, list[int]]]:
-    """Every (stride, body offsets) the config can draw for `task` (for span checks)."""
+    """(stride, body offsets) of the longest windows the config can draw for `task` (for span checks)."""
     out = []
     for stride in _strides(config, task):
         if task != "interpolate":
             out.append((stride, [stride * i for i in range(body)]))
             continue
-        for outer in config.interpolate_outer_strides:
-            for before in range(config.interpolate_before[0], config.interpolate_before[1] + 1):
-                for after in range(config.interpolate_after[0], config.interpolate_after[1] + 1):
-                    if before >= 1 and after >= 1 and before + after <= body - 1:
-                        out.append((stride, interpolation_offsets(before, body - before - after, after, stride, outer)))
+        outer = max(config.interpolate_outer_strides)  # the widest layouts bound the span
+        for before in range(config.interpolate_before[0], config.interpolate_before[1] + 1):
+            for after in range(config.interpolate_after[0], config.interpolate_after[1] + 1):
+                if before >= 1 and after >= 1 and before + after <= body - 1:
+                    gap = body - before - after
+                    out.append((stride, interpolation_offsets(before, gap, after, stride, outer, outer)))
     return out
 
 
@@ -133,12 +136,13 @@ def _draw_body(task: str, body: int, config: WindowConfig, rng: random.Random) -
         low, high = config.extrapolate_context
         context = rng.randint(low, min(high, body - 1))
         return stride, [stride * i for i in range(body)], [i < context for i in range(body)]
-    outer = rng.choice(config.interpolate_outer_strides)
+    outer_before = rng.choice(config.interpolate_outer_strides)
+    outer_after = rng.choice(config.interpolate_outer_strides)
     after = rng.randint(config.interpolate_after[0], min(config.interpolate_after[1], body - 1 - config.interpolate_before[0]))
     before = rng.randint(config.interpolate_before[0], max(config.interpolate_before[0], min(config.interpolate_before[1], body - 1 - after)))
     gap = body - before - after
     known = [True] * before + [False] * gap + [True] * after
-    return stride, interpolation_offsets(before, gap, after, stride, outer), known
+    return stride, interpolation_offsets(before, gap, after, stride, outer_before, outer_after), known
 
 
 def sample_window(clip_length: int, config: WindowConfig, max_positions: int, rng: random.Random) -> WindowSpec:

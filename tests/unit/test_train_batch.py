@@ -11,7 +11,7 @@ import torch
 from train.batch import build_training_batch, drop_prompts, masked_mse
 from train.config import WindowConfig
 from train.seeding import derive_seed
-from train.windows import required_clip_length, sample_window
+from train.windows import interpolation_offsets, required_clip_length, sample_window
 from zizi_models.planner import window_positions
 
 MAX_POSITIONS = 32
@@ -31,12 +31,13 @@ def _latents(batch: int, frames: int) -> torch.Tensor:
 
 @pytest.mark.parametrize("task", ["starter", "extrapolate", "interpolate"])
 def test_windows_put_the_anchor_first_at_position_zero_with_planner_positions(task: str) -> None:
-    config = WindowConfig(frames=6, task_weights={task: 1.0}, extrapolate_strides=[1, 3], starter_strides=[1, 2])
+    config = WindowConfig(frames=7, task_weights={task: 1.0}, extrapolate_strides=[1, 3], starter_strides=[1, 2],
+                          interpolate_outer_strides=[1, 4])
     rng = random.Random(7)
     for _ in range(50):
         spec = sample_window(40, config, MAX_POSITIONS, rng)
-        assert spec.task == task and len(spec.frames) == 6
-        assert spec.anchor == 0 and spec.frames[0] == 0 and spec.known[0] and spec.is_anchor == (True,) + (False,) * 5
+        assert spec.task == task and len(spec.frames) == 7
+        assert spec.anchor == 0 and spec.frames[0] == 0 and spec.known[0] and spec.is_anchor == (True,) + (False,) * 6
         assert spec.positions[0] == 0
         assert spec.positions == tuple(window_positions(spec.frames, 0, MAX_POSITIONS, anchor_gap=config.anchor_gap))
         assert spec.positions[1] == config.anchor_gap  # the body starts after the gap, wherever it sits in the clip
@@ -49,8 +50,14 @@ def test_windows_put_the_anchor_first_at_position_zero_with_planner_positions(ta
             assert first_generated >= 1 and not any(body_known[first_generated:])
         else:  # known before and after a generated gap
             assert body_known[0] and body_known[-1] and not all(body_known)
-        diffs = {b - a for a, b in zip(spec.frames[1:], spec.frames[2:], strict=False)}
-        assert diffs == {spec.stride}
+        body = spec.frames[1:]
+        diffs = [b - a for a, b in zip(body, body[1:], strict=False)]
+        if task != "interpolate":
+            assert set(diffs) == {spec.stride}
+        else:  # the gap (and its endpoints) at the stride; extra known frames outside at an outer stride
+            gap = [i for i, k in enumerate(body_known) if not k]
+            assert all(diffs[i] == spec.stride for i in range(gap[0] - 1, gap[-1] + 1))
+            assert set(diffs) <= {1, 4}
 
 
 def test_windows_without_anchor_use_no_gap() -> None:
@@ -61,12 +68,20 @@ def test_windows_without_anchor_use_no_gap() -> None:
     assert spec.positions[0] == 0 and spec.positions[1] == 2
 
 
-def test_required_clip_length_covers_every_stride() -> None:
+def test_interpolation_windows_look_like_the_planners() -> None:
+    assert interpolation_offsets(2, 3, 2, 1, 1, 4) == [0, 1, 2, 3, 4, 5, 9]  # 5, 6 | 7 8 9 | 10, 14
+    assert interpolation_offsets(2, 2, 1, 1, 4, 1) == [0, 4, 5, 6, 7]  # 2, 6 | 7 8 | 9
+
+
+def test_required_clip_length_covers_every_layout() -> None:
     config = WindowConfig(frames=5, extrapolate_strides=[1, 4])
     assert required_clip_length(config) == 1 + 4 * 3 + 1
     rng = random.Random(0)
-    for _ in range(100):
+    for _ in range(200):
         assert max(sample_window(required_clip_length(config), config, MAX_POSITIONS, rng).frames) < 14
+    with pytest.raises(ValueError, match="too short"):
+        sample_window(5, WindowConfig(frames=5, task_weights={"extrapolate": 1.0}, extrapolate_strides=[4]),
+                      MAX_POSITIONS, rng)
 
 
 def test_batch_builder_follows_the_training_convention() -> None:

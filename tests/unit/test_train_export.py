@@ -47,7 +47,8 @@ def test_export_writes_the_trained_weights_with_metadata(run: Path, tmp_path: Pa
     state = read_temporal_state(result.temporal)
     meta = state.metadata
     assert meta["trained_window"] == 4 and meta["snr_range"] == [0.25, 4.0] and meta["steps"] == 2
-    assert meta["trained_stride"] == {"starter": [1], "extrapolate": [1, 2], "interpolate": [1]}
+    assert meta["trained_stride"] == {"starter": [1], "extrapolate": [1, 2], "interpolate": [1],
+                                      "interpolate_outer": [1, 2]}
     assert meta["anchor_gap"] == 2 and meta["ema"] is False and meta["exported_from"] == "step_0000002"
     assert meta["training_config"]["optimizer"]["lr"] == pytest.approx(1e-3)
 
