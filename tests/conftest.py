@@ -20,6 +20,18 @@ SD15_CHECKPOINT_NAME = "sd15_random.safetensors"
 log = logging.getLogger(__name__)
 
 
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """For modules of toy-sized models: one intra-op thread is fastest there, and on a busy 2-core machine
+    two OpenMP threads waiting on each other make a step ~10x slower. Restored after the module."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 @pytest.fixture(scope="session")
 def comfyui_dir() -> Path:
     return find_comfyui()

@@ -23,12 +23,7 @@ from zizi_models.temporal import (
 TINY = (32, 64, 64, 64)
 
 
-@pytest.fixture(scope="module", autouse=True)
-def single_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def animatediff_table(channels=(320, 640, 1280, 1280), pe_len: int = 32, mid: bool = True) -> dict:

@@ -20,13 +20,7 @@ from zizi_models.temporal import (
 NONCONTIGUOUS = [0, 1, 2, 6, 10, 14, 18]
 
 
-@pytest.fixture(scope="module", autouse=True)
-def single_thread():
-    """Toy-sized ops are fastest on one thread (and CI boxes are shared); restored afterwards."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def randomize_(module: nn.Module, seed: int = 0, std: float = 0.2) -> nn.Module:

@@ -39,13 +39,7 @@ def tiny_unet(seed: int = 0) -> UNet2DConditionModel:
     ).eval()
 
 
-@pytest.fixture(scope="module", autouse=True)
-def single_thread():
-    """Toy-sized ops are fastest on one thread (and CI boxes are shared); restored afterwards."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")

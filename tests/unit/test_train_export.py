@@ -18,14 +18,7 @@ from zizi_models.temporal import load_temporal_model, read_temporal_state
 TINY = Path(__file__).resolve().parents[2] / "train" / "configs" / "tiny_cpu.yaml"
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny models gain nothing from intra-op threads, and on a busy 2-core machine two OpenMP threads
-    waiting on each other make a step ~10x slower; restored after this module."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 

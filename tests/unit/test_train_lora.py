@@ -22,14 +22,7 @@ TINY = Path(__file__).resolve().parents[2] / "train" / "configs" / "tiny_cpu.yam
 TARGETS = ["to_q", "to_k", "to_v", "to_out.0"]
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny models gain nothing from intra-op threads, and on a busy 2-core machine two OpenMP threads
-    waiting on each other make a step ~10x slower; restored after this module."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 

@@ -12,14 +12,7 @@ from devtools.random_sd15 import TINY_TEXT_CONFIG, TINY_UNET_CONFIG, TINY_VAE_CO
 from train.models import load_sd15, load_single_file
 from zizi_models.sd15_keys import to_ldm
 
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny models gain nothing from intra-op threads (and lose a lot on a busy machine)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def test_single_file_checkpoint_loads_the_same_weights(tmp_path: Path, tiny_sd15_path: Path) -> None:
