@@ -464,3 +464,9 @@ def vae_decode(vae, latents: torch.Tensor) -> torch.Tensor:
     """raw latents [N, 4, h, w] -> IMAGE [N, H, W, 3] on the CPU."""
     images = vae.decode(latents)
     return images.reshape(-1, *images.shape[-3:]).cpu()
+
+
+def vae_downscale(vae) -> int:
+    """Pixels per latent cell of a VAE (8 for SD1.5's; the small puppet model's is 4)."""
+    ratio = vae.spacial_compression_encode() if hasattr(vae, "spacial_compression_encode") else vae.downscale_ratio
+    return int(ratio)

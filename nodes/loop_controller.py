@@ -13,7 +13,13 @@ from ..zizi_models.planner import format_plan, plan_video
 from ..zizi_models.video_io import VideoWriter
 from . import comfy_bridge
 from .video_nodes import resize_and_crop
-from .window_sampling import WindowSampler, check_control_hints, require_temporal_model
+from .window_sampling import (
+    POSE_INPUT,
+    WindowSampler,
+    check_control_hints,
+    pose_images_for,
+    require_temporal_model,
+)
 
 log = logging.getLogger(__name__)
 
@@ -79,6 +85,7 @@ class ZiziLoopController:
             },
             "optional": {
                 "hint_image": ("IMAGE", {"tooltip": "The first frame (never augmented). Resized to cover width x height, centre-cropped."}),
+                "pose_images": POSE_INPUT,
                 "interpolate": ("BOOLEAN", {"default": True, "tooltip": "Off: extrapolate contiguously (stride 1)."}),
                 "decode_chunk": ("INT", {"default": 16, "min": 1, "max": 1024, "tooltip": "Frames decoded per VAE call."}),
                 "stream_prefix": ("STRING", {"default": "", "tooltip": "If set, final frames are also written to an mp4 "
@@ -96,7 +103,7 @@ class ZiziLoopController:
     def generate(self, model, positive, negative, vae, width: int, height: int, total_frames: int, window: int,
                  stride: int, snr: float, seed: int, steps: int, cfg: float, sampler_name: str, scheduler: str,
                  hint_image: torch.Tensor | None = None, interpolate: bool = True, decode_chunk: int = 16,
-                 stream_prefix: str = "", stream_fps: float = 12.0):
+                 stream_prefix: str = "", stream_fps: float = 12.0, pose_images: torch.Tensor | None = None):
         problem = check_inputs(width, height, total_frames, window)
         if problem:
             raise ValueError(problem)
@@ -109,7 +116,9 @@ class ZiziLoopController:
                                 hint=hint_image is not None, interpolate=interpolate)
         plan_text = format_plan(steps_plan)
         log.info("Zizi loop plan (%d steps):\n%s", len(steps_plan), plan_text)
-        store = LatentStore(total_frames, LATENT_CHANNELS, height // 8, width // 8)
+        scale = comfy_bridge.vae_downscale(vae)
+        store = LatentStore(total_frames, LATENT_CHANNELS, height // scale, width // scale)
+        pose = pose_images_for(pose_images, temporal, total_frames, height // scale, width // scale)
         if hint_image is not None:
             store.put([0], hint_latent(vae, hint_image, width, height))
         generated = sum(len(s.generate) for s in steps_plan)
@@ -135,7 +144,8 @@ class ZiziLoopController:
 
         started = time.perf_counter()
         try:
-            sampler = WindowSampler(model, positive, negative, steps, cfg, sampler_name, scheduler, progress=progress)
+            sampler = WindowSampler(model, positive, negative, steps, cfg, sampler_name, scheduler, progress=progress,
+                                    pose=pose)
             run_plan(steps_plan, store, sampler, snr_value(snr), seed, to_model_space=sampler.to_model_space,
                      on_frames_final=on_final, check_interrupt=comfy_bridge.throw_if_interrupted)
             if pending:

@@ -10,7 +10,13 @@ from ..zizi_models.autoregressive import LatentStore, run_plan
 from ..zizi_models.planner import PlanStep, window_positions
 from . import comfy_bridge
 from .loop_controller import LATENT_CHANNELS, SNR_OFF, check_inputs, hint_latent, snr_value
-from .window_sampling import WindowSampler, check_control_hints, require_temporal_model
+from .window_sampling import (
+    POSE_INPUT,
+    WindowSampler,
+    check_control_hints,
+    pose_images_for,
+    require_temporal_model,
+)
 
 FRAMES_KEY = "zizi_frames"
 
@@ -44,11 +50,13 @@ SNR_INPUT = ("FLOAT", {"default": 0.66, "min": 0.0, "max": SNR_OFF, "step": 0.01
 
 
 def run_steps(model, positive, negative, store: LatentStore, steps_plan: list[PlanStep], snr: float, seed: int,
-              steps: int, cfg: float, sampler_name: str, scheduler: str, denoise: float) -> None:
-    require_temporal_model(model)
-    check_control_hints(positive, negative, store.latents.shape[0])
+              steps: int, cfg: float, sampler_name: str, scheduler: str, denoise: float, pose_images=None) -> None:
+    temporal = require_temporal_model(model)
+    total, _, latent_h, latent_w = store.latents.shape
+    check_control_hints(positive, negative, total)
+    pose = pose_images_for(pose_images, temporal, total, latent_h, latent_w)
     progress = comfy_bridge.progress_bar(sum(len(s.generate) for s in steps_plan))
-    sampler = WindowSampler(model, positive, negative, steps, cfg, sampler_name, scheduler, denoise, progress)
+    sampler = WindowSampler(model, positive, negative, steps, cfg, sampler_name, scheduler, denoise, progress, pose)
     run_plan(steps_plan, store, sampler, snr_value(snr), seed, to_model_space=sampler.to_model_space,
              check_interrupt=comfy_bridge.throw_if_interrupted)
 
@@ -76,21 +84,25 @@ class ZiziStarterSampler:
                     "width": ("INT", {"default": 512, "min": 64, "max": 4096, "step": 8}),
                     "height": ("INT", {"default": 512, "min": 64, "max": 4096, "step": 8}),
                     "frames": ("INT", {"default": 7, "min": 1, "max": 64})}),
-                "optional": {"first_frame": ("IMAGE",), "vae": ("VAE", {"tooltip": "Needed with first_frame."}),
-                             "first_latent": ("LATENT", {"tooltip": "Instead of first_frame: its first latent is frame 0."})}}
+                "optional": {"first_frame": ("IMAGE",),
+                             "vae": ("VAE", {"tooltip": "Needed with first_frame; sets the latent size (SD1.5 VAE: / 8)."}),
+                             "first_latent": ("LATENT", {"tooltip": "Instead of first_frame: its first latent is frame 0."}),
+                             "pose_images": POSE_INPUT}}
 
     def sample(self, model, positive, negative, width, height, frames, seed, steps, cfg, sampler_name, scheduler, denoise,
-               first_frame=None, vae=None, first_latent=None):
+               first_frame=None, vae=None, first_latent=None, pose_images=None):
         problem = check_inputs(width, height, None, None)
         if problem:
             raise ValueError(problem)
         temporal = require_temporal_model(model)
-        store = LatentStore(frames, LATENT_CHANNELS, height // 8, width // 8)
+        scale = comfy_bridge.vae_downscale(vae) if vae is not None else 8
+        store = LatentStore(frames, LATENT_CHANNELS, height // scale, width // scale)
         known: list[int] = []
         if first_latent is not None:
             latent = first_latent["samples"][:1]
-            if latent.shape[-2:] != (height // 8, width // 8):
-                raise ValueError(f"first_latent: {tuple(latent.shape[-2:])} latent is not {height // 8}x{width // 8} (width/height / 8)")
+            if latent.shape[-2:] != (height // scale, width // scale):
+                raise ValueError(f"first_latent: {tuple(latent.shape[-2:])} latent is not {height // scale}x{width // scale} "
+                                 f"(width/height / {scale})")
             store.put([0], latent)
             known = [0]
         elif first_frame is not None:
@@ -102,7 +114,7 @@ class ZiziStarterSampler:
         if not generate:
             return (output(store, [0]),)
         run_steps(model, positive, negative, store, [step("starter", known, generate, temporal.config.max_positions)],
-                  SNR_OFF, seed, steps, cfg, sampler_name, scheduler, denoise)
+                  SNR_OFF, seed, steps, cfg, sampler_name, scheduler, denoise, pose_images)
         return (output(store, list(range(frames))),)
 
 
@@ -121,10 +133,10 @@ class ZiziExtrapolateSampler:
             "count": ("INT", {"default": 3, "min": 1, "max": 63}),
             "stride": ("INT", {"default": 4, "min": 1, "max": 16}),
             "context_frames": ("INT", {"default": 3, "min": 1, "max": 16}),
-            "snr": SNR_INPUT})}
+            "snr": SNR_INPUT}), "optional": {"pose_images": POSE_INPUT}}
 
     def sample(self, model, positive, negative, known, count, stride, context_frames, snr, seed, steps, cfg,
-               sampler_name, scheduler, denoise):
+               sampler_name, scheduler, denoise, pose_images=None):
         temporal = require_temporal_model(model)
         frames = frames_of(known, "known")
         last = max(frames)
@@ -135,7 +147,7 @@ class ZiziExtrapolateSampler:
         store = LatentStore(max(new) + 1, samples.shape[1], *samples.shape[-2:])
         store.put(frames, samples)
         run_steps(model, positive, negative, store, [step("extrapolate", anchor + context, new, temporal.config.max_positions)],
-                  snr, seed, steps, cfg, sampler_name, scheduler, denoise)
+                  snr, seed, steps, cfg, sampler_name, scheduler, denoise, pose_images)
         return (output(store, new), output(store, sorted(frames + new)))
 
 
@@ -151,9 +163,10 @@ class ZiziInterpolateSampler:
         return {"required": sampling_inputs({
             "latent_video": ("LATENT", {"tooltip": "Known frames with gaps between them (zizi_frames)."}),
             "window": ("INT", {"default": 7, "min": 3, "max": 64}),
-            "snr": SNR_INPUT})}
+            "snr": SNR_INPUT}), "optional": {"pose_images": POSE_INPUT}}
 
-    def sample(self, model, positive, negative, latent_video, window, snr, seed, steps, cfg, sampler_name, scheduler, denoise):
+    def sample(self, model, positive, negative, latent_video, window, snr, seed, steps, cfg, sampler_name, scheduler, denoise,
+               pose_images=None):
         temporal = require_temporal_model(model)
         frames = sorted(frames_of(latent_video, "latent_video"))
         samples = latent_video["samples"]
@@ -171,7 +184,8 @@ class ZiziInterpolateSampler:
                 left = a if start == 0 else gap[start - 1]
                 plan.append(step("interpolate", sorted(set(anchor + [left, b])), chunk, temporal.config.max_positions))
         if plan:
-            run_steps(model, positive, negative, store, plan, snr, seed, steps, cfg, sampler_name, scheduler, denoise)
+            run_steps(model, positive, negative, store, plan, snr, seed, steps, cfg, sampler_name, scheduler, denoise,
+                      pose_images)
         return (output(store, list(range(frames[0], frames[-1] + 1))),)
 
 

@@ -1,5 +1,6 @@
 """The same temporal module gives the same noise prediction in diffusers (training) and in ComfyUI
-(inference), for a 7-frame window with non-contiguous positions, known frames and augmentation levels."""
+(inference), for a 7-frame window with non-contiguous positions, known frames, augmentation levels and
+pose images through the pose encoder."""
 
 from __future__ import annotations
 
@@ -19,8 +20,9 @@ LEVEL = torch.tensor([0.0, 0.25, 0.0, 0.6, 0.0, 0.0, 0.0])
 
 
 def randomized_temporal(unet, seed: int) -> ZiziTemporalModel:
-    """A temporal model with every parameter random (zero-init parts included), temporal convs on."""
-    temporal = ZiziTemporalModel(temporal_config_for_unet(unet, has_temporal_conv=True))
+    """A temporal model with every parameter random (zero-init parts included), temporal convs and a pose
+    encoder (RGB pose images at 8x the latent grid) on."""
+    temporal = ZiziTemporalModel(temporal_config_for_unet(unet, has_temporal_conv=True, pose_channels=3, pose_downscale=8))
     generator = torch.Generator().manual_seed(seed)
     with torch.no_grad():
         for p in temporal.parameters():
@@ -63,10 +65,15 @@ def test_diffusers_and_comfyui_agree(models) -> None:
     x = torch.randn(1, 7, 4, SIZE, SIZE, generator=generator)
     known = torch.randn(1, 7, 4, SIZE, SIZE, generator=generator) * MASK[None, :, None, None, None]
     context = torch.randn(1, 77, 32, generator=generator)
+    pose = torch.rand(1, 7, 3, SIZE * 8, SIZE * 8, generator=generator)
     t = torch.tensor([421.0])
     with ZiziVideoUNet(unet, temporal) as video, torch.no_grad():
-        expected = video(x, t, context, positions=POSITIONS[None], known_latents=known, mask=MASK[None], aug_level=LEVEL[None])[0]
-    window = pack_temporal.WindowInputs(POSITIONS, known[0], MASK, LEVEL)
+        expected = video(x, t, context, positions=POSITIONS[None], known_latents=known, mask=MASK[None],
+                         aug_level=LEVEL[None], pose=pose)[0]
+        without_pose = video(x, t, context, positions=POSITIONS[None], known_latents=known, mask=MASK[None],
+                             aug_level=LEVEL[None])[0]
+    assert (without_pose - expected).abs().max().item() > 1e-3  # the pose reaches the model
+    window = pack_temporal.WindowInputs(POSITIONS, known[0], MASK, LEVEL, pose[0])
     got = comfy_predict(patched, bridge, pack_temporal, x[0], t.expand(7), context.expand(7, -1, -1), window, [0])
     assert (got - expected).abs().max().item() <= 1e-4
     # the temporal layers matter here: the plain 2D UNet gives something else
@@ -77,7 +84,8 @@ def test_diffusers_and_comfyui_agree(models) -> None:
     # cond and uncond batched together (CFG): each half is its own copy of the window
     uncond = torch.randn(1, 77, 32, generator=generator)
     with ZiziVideoUNet(unet, temporal) as video, torch.no_grad():
-        expected_uncond = video(x, t, uncond, positions=POSITIONS[None], known_latents=known, mask=MASK[None], aug_level=LEVEL[None])[0]
+        expected_uncond = video(x, t, uncond, positions=POSITIONS[None], known_latents=known, mask=MASK[None],
+                                aug_level=LEVEL[None], pose=pose)[0]
     both = comfy_predict(patched, bridge, pack_temporal, torch.cat([x[0], x[0]]), t.expand(14),
                          torch.cat([context.expand(7, -1, -1), uncond.expand(7, -1, -1)]), window, [0, 1])
     assert (both[:7] - expected).abs().max().item() <= 1e-4

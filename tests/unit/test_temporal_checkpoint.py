@@ -218,6 +218,7 @@ def test_round_trip_is_bitwise_with_metadata(tmp_path):
         "aug_embedding": True,
         "conv_in_extra": True,
         "mid_block": True,
+        "pose_encoder": False,
         "temporal_conv": True,
     }
 

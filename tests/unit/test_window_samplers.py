@@ -99,3 +99,36 @@ def test_plain_model_bad_indices_and_short_control_batches_are_refused(setup, co
         extrapolate(nodes, base, pos, neg, known_video(), snr=0.66)
     with pytest.raises(ValueError, match="known: zizi_frames"):
         extrapolate(nodes, model, pos, neg, {**known_video(), "zizi_frames": [0, 1, 1, 2, 3, 4, 5]}, snr=0.66)
+
+
+def test_pose_images_reach_a_pose_encoder_and_are_checked(setup, comfy_pack) -> None:
+    nodes, model, base, pos, neg = setup
+    bridge = comfy_pack.nodes.comfy_bridge
+    pack_temporal = comfy_pack.zizi_models.temporal
+    config = pack_temporal.TemporalModelConfig.from_dict(
+        {**bridge.temporal_model_of(model).config.to_dict(), "pose_channels": 3, "pose_downscale": 8})
+    posed = pack_temporal.ZiziTemporalModel(config)
+    generator = torch.Generator().manual_seed(8)
+    with torch.no_grad():
+        posed.load_state_dict(bridge.temporal_model_of(model).state_dict(), strict=False)
+        for p in posed.pose_encoder.parameters():
+            p.add_(torch.randn(p.shape, generator=generator) * 0.1)
+    posed_model = bridge.inject_temporal_model(base, posed)
+    poses = torch.rand(19, LATENT * 8, LATENT * 8, 3, generator=generator)
+    other = poses.clone()
+    other[10] = 1.0 - other[10]  # only the pose of new frame 10 differs
+
+    def run(images):
+        return nodes.ZiziExtrapolateSampler().sample(posed_model, pos, neg, known_video(), 3, 4, 3, 0.66, 1, 2, 4.0,
+                                                     "euler", "normal", 1.0, pose_images=images)[0]["samples"]
+
+    first, changed = run(poses), run(other)
+    assert torch.equal(first, run(poses))
+    assert (first - changed).abs().mean() > 1e-3
+    # poses at another size are resized (cover + centre crop): half-size images give a close result
+    assert torch.isfinite(run(poses[:, ::2, ::2])).all()
+    with pytest.raises(ValueError, match="pose_images: 5 pose images but the video needs 19"):
+        run(poses[:5])
+    with pytest.raises(ValueError, match="pose_images: this temporal module has no pose encoder"):
+        nodes.ZiziExtrapolateSampler().sample(model, pos, neg, known_video(), 3, 4, 3, 0.66, 1, 2, 4.0, "euler",
+                                              "normal", 1.0, pose_images=poses)

@@ -86,6 +86,7 @@ def save_temporal_model(
             "temporal_conv": config.has_temporal_conv,
             "conv_in_extra": True,
             "aug_embedding": True,
+            "pose_encoder": config.pose_channels > 0,
         },
         **metadata,
     }

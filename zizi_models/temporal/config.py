@@ -37,6 +37,10 @@ class TemporalModelConfig:
     time_embed_dim: int = 1280
     aug_embed_dim: int = 320
     aug_level_scale: float = 1000.0  # level in [0, 1] is scaled like a diffusion timestep before the sinusoid
+    # optional pose encoder (zizi.pose_encoder): rendered pose images -> added to conv_in's output
+    pose_channels: int = 0  # input channels of the pose images (3 = RGB renders); 0 = no pose encoder
+    pose_downscale: int = 8  # pixel grid / latent grid (the VAE's downscale factor)
+    pose_base_width: int = 16
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "block_out_channels", tuple(int(c) for c in self.block_out_channels))
@@ -48,6 +52,8 @@ class TemporalModelConfig:
                     f"motion module channels {channels} must be divisible by heads={self.heads} "
                     f"and norm_num_groups={self.norm_num_groups}"
                 )
+        if self.pose_channels < 0:
+            raise ValueError(f"pose_channels must be >= 0, got {self.pose_channels}")
         if self.max_positions < 1:
             raise ValueError(f"max_positions must be >= 1, got {self.max_positions}")
 

@@ -6,7 +6,7 @@ layers need for one UNet call is a `FrameCall`; the operations that apply them a
 hosts run literally the same code.
 
 `WindowInputs` is what a sampler knows about one window of F frames (positions, known latents,
-mask, augmentation levels); `for_batch` expands it to a flat UNet batch holding k stacked copies
+mask, augmentation levels, optional pose images); `for_batch` expands it to a flat UNet batch holding k stacked copies
 of the window (ComfyUI batches cond and uncond: k = 2 with CFG).
 """
 
@@ -30,6 +30,7 @@ class FrameCall:
     ctx: FrameContext
     extra_channels: torch.Tensor | None  # [(k B F), 5, H, W]: mask, mask * known latent
     aug_level: torch.Tensor | None  # [(k B F)] augmentation level, 0 = clean
+    pose: torch.Tensor | None = None  # [(k B F), C_pose, H * s, W * s] pose images in [0, 1]
 
 
 @dataclass
@@ -39,12 +40,15 @@ class WindowInputs:
     positions [F] long: real frame positions. known [F, 4, H, W]: latents of the known frames in the
     UNet's input space (scaled like the noisy latent, already noise-augmented), zeros elsewhere;
     mask [F]: 1 = known. level [F]: augmentation level of each known frame (0 = clean anchor).
+    pose [F, C_pose, H', W'] in [0, 1]: rendered pose images for a temporal model with a pose encoder
+    (resized to the latent grid x the encoder's downscale when they differ).
     """
 
     positions: torch.Tensor
     known: torch.Tensor | None = None
     mask: torch.Tensor | None = None
     level: torch.Tensor | None = None
+    pose: torch.Tensor | None = None
 
     def __post_init__(self) -> None:
         self.positions = torch.as_tensor(self.positions).long().reshape(-1)
@@ -53,6 +57,8 @@ class WindowInputs:
             raise ValueError("WindowInputs: known and mask must be given together")
         if self.known is not None and (self.known.ndim != 4 or self.known.shape[0] != frames):
             raise ValueError(f"WindowInputs: known must be [F={frames}, C, H, W], got {tuple(self.known.shape)}")
+        if self.pose is not None and (self.pose.ndim != 4 or self.pose.shape[0] != frames):
+            raise ValueError(f"WindowInputs: pose must be [F={frames}, C, H, W], got {tuple(self.pose.shape)}")
         for name in ("mask", "level"):
             value = getattr(self, name)
             if value is not None and torch.as_tensor(value).numel() != frames:
@@ -84,7 +90,8 @@ class WindowInputs:
         level = torch.zeros(frames, device=device) if self.level is None else self.level.to(device).float().reshape(-1)
         if self.mask is not None:
             level = level * self.mask.to(device).float().reshape(-1)
-        return FrameCall(ctx, extra, repeat(level, "f -> (k f)", k=copies))
+        pose = None if self.pose is None else repeat(self.pose.to(device), "f c h w -> (k f) c h w", k=copies)
+        return FrameCall(ctx, extra, repeat(level, "f -> (k f)", k=copies), pose)
 
 
 def run_temporal_layer(layer: nn.Module, hidden: torch.Tensor, call: FrameCall) -> torch.Tensor:
@@ -101,7 +108,20 @@ def add_aug_embedding(temporal: ZiziTemporalModel, emb: torch.Tensor, call: Fram
 
 
 def add_known_frames(temporal: ZiziTemporalModel, features: torch.Tensor, call: FrameCall) -> torch.Tensor:
-    """conv_in output [(B F), C0, H, W] += conv_in_extra(mask, mask * known latent)."""
-    if call.extra_channels is None:
-        return features
-    return features + temporal.known_frame_features(call.extra_channels).to(features.dtype)
+    """conv_in output [(B F), C0, H, W] += conv_in_extra(mask, mask * known latent) + pose_encoder(pose)."""
+    if call.extra_channels is not None:
+        features = features + temporal.known_frame_features(call.extra_channels).to(features.dtype)
+    if call.pose is not None and temporal.pose_encoder is not None:
+        features = features + temporal.pose_features(pose_on_grid(call.pose, features, temporal)).to(features.dtype)
+    return features
+
+
+def pose_on_grid(pose: torch.Tensor, features: torch.Tensor, temporal: ZiziTemporalModel) -> torch.Tensor:
+    """pose [N, C, H', W'] -> [N, C, H * s, W * s] for conv_in features [N, C0, H, W] (area resize if needed)."""
+    scale = temporal.config.pose_downscale
+    size = (features.shape[-2] * scale, features.shape[-1] * scale)
+    if pose.shape[0] != features.shape[0]:
+        raise ValueError(f"pose batch {pose.shape[0]} does not match the UNet batch {features.shape[0]}")
+    if tuple(pose.shape[-2:]) != size:
+        pose = nn.functional.interpolate(pose.float(), size=size, mode="area")
+    return pose

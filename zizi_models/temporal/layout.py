@@ -5,7 +5,7 @@ File layout (one .safetensors):
     mid_block.motion_modules.0.temporal_transformer.*           (v2-style files only)
     up_blocks.{i}.motion_modules.{j}.temporal_transformer.*
     zizi.<model key>                                            everything new (conv_in_extra, aug_embedding,
-                                                                temporal_convs, ...)
+                                                                temporal_convs, pose_encoder, ...)
 
 AnimateDiff SD1.5 motion module of C channels (v1/v2/v3 share it; 8 heads, 1 transformer block):
     temporal_transformer.norm.{weight,bias}                                  [C]
@@ -203,5 +203,9 @@ def infer_config(shapes: Shapes, overrides: Mapping | None = None) -> TemporalMo
         fields.update(
             has_temporal_conv=True, temporal_conv_kernel=shapes[conv_keys[0]][2], mid_resnets=len(mid_convs)
         )
+    if "pose_encoder.stem.weight" in shapes:
+        base_width, pose_channels = shapes["pose_encoder.stem.weight"][:2]
+        stages = _indices(r"^pose_encoder\.stages\.(\d+)\.", keys)
+        fields.update(pose_channels=pose_channels, pose_base_width=base_width, pose_downscale=2 ** len(stages))
     fields.update(overrides or {})
     return TemporalModelConfig(**fields)

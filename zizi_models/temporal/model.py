@@ -6,6 +6,7 @@
     conv_in_extra                      5 extra input channels (mask, masked known latent), zero init
     aug_embedding                      per-frame augmentation level -> time embedding, zero init
     temporal_convs                     optional pseudo-3D convs after every spatial resnet, identity init
+    pose_encoder                       optional: rendered pose images -> conv_in features, zero init
 
 The model holds no backbone. A host (`ZiziVideoUNet` for diffusers, the ComfyUI bridge)
 looks layers up with `motion_module_at` / `temporal_conv_at` and calls them with a
@@ -23,6 +24,7 @@ from torch import nn
 from .config import TemporalModelConfig
 from .embeddings import AugmentationEmbedding
 from .motion_module import MotionModule, TemporalConv
+from .pose_encoder import PoseEncoder
 
 BlockKind = Literal["down", "mid", "up"]
 
@@ -94,6 +96,11 @@ class ZiziTemporalModel(nn.Module):
             config.aug_embed_dim, config.time_embed_dim, config.aug_level_scale
         )
         self.temporal_convs = TemporalConvStack(config) if config.has_temporal_conv else None
+        self.pose_encoder = (
+            PoseEncoder(config.pose_channels, config.block_out_channels[0], config.pose_downscale, config.pose_base_width)
+            if config.pose_channels
+            else None
+        )
 
     # ---- lookup for hosts -------------------------------------------------------------
 
@@ -133,6 +140,12 @@ class ZiziTemporalModel(nn.Module):
     def known_frame_features(self, extra_channels: torch.Tensor) -> torch.Tensor:
         """extra [(B F) 5 H W] (mask, mask * known latent) -> [(B F) C0 H W], to add to conv_in's output."""
         return self.conv_in_extra(extra_channels.to(self.conv_in_extra.weight.dtype))
+
+    def pose_features(self, pose: torch.Tensor) -> torch.Tensor:
+        """pose [(B F), C_pose, H * s, W * s] in [0, 1] -> [(B F), C0, H, W], to add to conv_in's output."""
+        if self.pose_encoder is None:
+            raise ValueError("this temporal model has no pose encoder")
+        return self.pose_encoder(pose.to(self.pose_encoder.proj.weight.dtype))
 
     def widened_conv_in(self, weight: torch.Tensor) -> torch.Tensor:
         """Base conv_in weight [C0, 4, k, k] -> 9-channel weight [C0, 9, k, k] equal to base + extra.

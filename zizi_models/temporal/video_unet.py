@@ -199,13 +199,15 @@ class ZiziVideoUNet(nn.Module):
         known_latents: torch.Tensor | None = None,
         mask: torch.Tensor | None = None,
         aug_level: torch.Tensor | None = None,
+        pose: torch.Tensor | None = None,
         **unet_kwargs,
     ) -> torch.Tensor:
         """Predict noise for a batch of videos.
 
         sample [B, F, 4, H, W]; timestep scalar, [B] or [B, F]; encoder_hidden_states [B, L, D] or
         [B, F, L, D]; positions [B, F] (default 0..F-1); known_latents [B, F, 4, H, W] (already
-        augmented) with mask [B, F] (1 = known); aug_level [B, F] (only where mask = 1 counts).
+        augmented) with mask [B, F] (1 = known); aug_level [B, F] (only where mask = 1 counts);
+        pose [B, F, C_pose, H * s, W * s] rendered pose images in [0, 1] (models with a pose encoder).
         Extra `unet_kwargs` go to the 2D UNet unchanged and must already be flat over (B F),
         e.g. ControlNet `down_block_additional_residuals`. Returns [B, F, 4, H, W].
         """
@@ -238,7 +240,8 @@ class ZiziVideoUNet(nn.Module):
         if mask is not None:
             level = level * mask.to(device=device, dtype=torch.float32)
         level = rearrange(level, "b f -> (b f)")
-        self._state = FrameCall(ctx, extra, level)
+        flat_pose = None if pose is None else rearrange(pose.to(device), "b f c h w -> (b f) c h w")
+        self._state = FrameCall(ctx, extra, level, flat_pose)
 
         out = self.unet(
             rearrange(sample, "b f c h w -> (b f) c h w"),
