@@ -22,7 +22,7 @@ comfyui: setup
 	$(PY) -m devtools.comfyui_provision
 
 models: setup
-	$(PY) -m devtools.random_sd15 --full --tiny --temporal
+	$(PY) -m devtools.random_sd15 --full --tiny --tiny-base --temporal
 
 # pytest exits 5 when it collects no test: report it and fail, an empty suite is never a pass here.
 test: setup models

@@ -6,10 +6,12 @@
   benchmarks too.
 - ``tiny_sd15_diffusers()``: a reduced-width SD1.5-family diffusers folder (unet / vae / text_encoder /
   tokenizer / scheduler) for fast unit tests.
+- ``tiny_base_checkpoint()``: the same tiny model as one Zizi small-model file (``save_base_checkpoint``:
+  LDM layout, architecture in the metadata), fp16; ``vae_levels=3`` swaps in a 3-level VAE (downscale 4).
 
 Both are cached under ``.cache/models`` (git-ignored), keyed by seed and builder version, and written
 atomically (temporary name + rename), so concurrent or interrupted builds never leave a broken file.
-``python -m devtools.random_sd15 [--full] [--tiny]`` builds them ahead of a test run.
+``python -m devtools.random_sd15 [--full] [--tiny] [--tiny-base]`` builds them ahead of a test run.
 """
 
 from __future__ import annotations
@@ -48,6 +50,15 @@ TINY_UNET_CONFIG = {
     "attention_head_dim": 8,
 }
 TINY_VAE_CONFIG = {**SD15_VAE_CONFIG, "block_out_channels": [32, 32, 64, 64], "sample_size": 64}
+# 3 levels: downscale 4 (a latent pixel covers 4 x 4 image pixels), as a small model's VAE may have
+TINY_VAE3_CONFIG = {
+    **SD15_VAE_CONFIG,
+    "down_block_types": ["DownEncoderBlock2D"] * 3,
+    "up_block_types": ["UpDecoderBlock2D"] * 3,
+    "block_out_channels": [32, 64, 64],
+    "sample_size": 64,
+}
+TINY_VAE_CONFIGS = {4: TINY_VAE_CONFIG, 3: TINY_VAE3_CONFIG}  # by number of levels
 TINY_TEXT_CONFIG = {
     **SD15_TEXT_CONFIG,
     "hidden_size": 32,
@@ -156,6 +167,29 @@ def tiny_sd15_diffusers(seed: int = 0, cache: Path = MODELS_CACHE) -> Path:
     return target
 
 
+def tiny_base_checkpoint(seed: int = 0, vae_levels: int = 4, cache: Path = MODELS_CACHE) -> Path:
+    """Path to the cached tiny model (TINY_* configs) as one Zizi small-model file (fp16, ~13 MB)."""
+    from zizi_models.base_checkpoint import save_base_checkpoint
+
+    if vae_levels not in TINY_VAE_CONFIGS:
+        raise ValueError(f"vae_levels: {vae_levels} not in {sorted(TINY_VAE_CONFIGS)}")
+    target = cache / f"tiny_base_vae{vae_levels}_seed{seed}_v{BUILDER_VERSION}.safetensors"
+    if target.is_file():
+        return target
+    staging = _atomic_dir(target)
+    save_base_checkpoint(
+        staging / target.name,
+        build_unet(TINY_UNET_CONFIG, seed),
+        build_vae(TINY_VAE_CONFIGS[vae_levels], seed),
+        build_text_encoder(TINY_TEXT_CONFIG, seed),
+        {"_class_name": "DDPMScheduler", **SD15_SCHEDULER_CONFIG},
+        extra_metadata={"zizi.random_seed": seed, "zizi.kind": "random-tiny-base"},
+    )
+    os.replace(staging / target.name, target)
+    shutil.rmtree(staging, ignore_errors=True)
+    return target
+
+
 def sd15_temporal_module(seed: int = 0, fresh: bool = False, cache: Path = MODELS_CACHE) -> Path:
     """A full-size SD1.5 temporal module file (fp16, ~0.9 GB) in the Zizi format.
 
@@ -185,6 +219,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Build the cached random SD1.5 models.")
     parser.add_argument("--full", action="store_true", help="full-size SD1.5 LDM checkpoint (~2 GB)")
     parser.add_argument("--tiny", action="store_true", help="tiny diffusers folder")
+    parser.add_argument("--tiny-base", action="store_true", help="tiny Zizi small-model files (4- and 3-level VAE)")
     parser.add_argument("--temporal", action="store_true", help="full-size temporal modules (fresh + random)")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
@@ -193,6 +228,9 @@ def main(argv: list[str] | None = None) -> int:
         print(full_sd15_checkpoint(args.seed))  # noqa: T201 - the CLI's output is the path
     if args.tiny:
         print(tiny_sd15_diffusers(args.seed))  # noqa: T201
+    if args.tiny_base:
+        for levels in sorted(TINY_VAE_CONFIGS, reverse=True):
+            print(tiny_base_checkpoint(args.seed, vae_levels=levels))  # noqa: T201
     if args.temporal:
         print(sd15_temporal_module(args.seed, fresh=True))  # noqa: T201
         print(sd15_temporal_module(args.seed, fresh=False))  # noqa: T201

@@ -2,12 +2,20 @@
 
 from __future__ import annotations
 
-from . import comfy_bridge, loop_controller, pose_nodes, temporal_nodes, video_nodes, window_samplers
+from . import (
+    checkpoint_nodes,
+    comfy_bridge,
+    loop_controller,
+    pose_nodes,
+    temporal_nodes,
+    video_nodes,
+    window_samplers,
+)
 
 comfy_bridge.register_model_folders()
 
 NODE_CLASS_MAPPINGS: dict[str, type] = {}
 NODE_DISPLAY_NAME_MAPPINGS: dict[str, str] = {}
-for _module in (video_nodes, pose_nodes, temporal_nodes, loop_controller, window_samplers):
+for _module in (video_nodes, pose_nodes, temporal_nodes, checkpoint_nodes, loop_controller, window_samplers):
     NODE_CLASS_MAPPINGS.update(_module.NODE_CLASS_MAPPINGS)
     NODE_DISPLAY_NAME_MAPPINGS.update(_module.NODE_DISPLAY_NAME_MAPPINGS)

@@ -7,19 +7,25 @@ never import ComfyUI at all.
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 from collections import OrderedDict
 from collections.abc import Callable
 from pathlib import Path
 
+import comfy.latent_formats
+import comfy.model_base
 import comfy.model_detection
 import comfy.model_management
 import comfy.model_patcher
 import comfy.patcher_extension
 import comfy.sample
 import comfy.samplers
+import comfy.sd
+import comfy.sd1_clip
 import comfy.supported_models
+import comfy.supported_models_base
 import comfy.utils
 import folder_paths
 import torch
@@ -27,34 +33,39 @@ from comfy.ldm.modules.attention import SpatialTransformer
 from comfy.ldm.modules.diffusionmodules.openaimodel import ResBlock, UNetModel
 from torch import nn
 
+from ..zizi_models import base_checkpoint
+from ..zizi_models.sd15_keys import TEXT_PREFIX, UNET_PREFIX, VAE_PREFIX
 from ..zizi_models.temporal import (
-    FrameCall,
     UNetLayout,
     WindowInputs,
     ZiziTemporalModel,
     add_aug_embedding,
-    add_known_frames,
     check_unet_compatible,
     ldm_block_site,
-    run_temporal_layer,
 )
+from . import temporal_hooks as hooks
+from .temporal_hooks import CALL_OPTION, WINDOW_OPTION, InjectedTemporalLayer  # noqa: F401 - re-exported
 
 log = logging.getLogger(__name__)
 
 ZIZI_MODEL_FOLDER = "zizi"
 ANIMATEDIFF_MODEL_FOLDER = "animatediff_models"
 POSE_MODEL_FOLDER = "pose"
+ZIZI_CHECKPOINT_FOLDER = "zizi_checkpoints"  # Zizi small models (whole SD1.5-family model in one file)
 # folder name -> file extensions listed for it
 MODEL_FOLDERS = {
     ZIZI_MODEL_FOLDER: {".safetensors"},
     ANIMATEDIFF_MODEL_FOLDER: {".safetensors"},
     POSE_MODEL_FOLDER: {".pth", ".onnx", ".pt", ".torchscript"},
+    ZIZI_CHECKPOINT_FOLDER: {".safetensors"},
 }
+# folder name -> folders inside the pack searched after ComfyUI's models/<name> (weights shipped with the pack)
+PACK_MODEL_PATHS = {ZIZI_CHECKPOINT_FOLDER: [str(Path(__file__).resolve().parent.parent / "weights")]}
 
 
 def register_model_folders() -> None:
-    """Register ``models/zizi`` (temporal modules), ``models/animatediff_models`` and ``models/pose``
-    (OpenPose/DWPose weights) with ComfyUI.
+    """Register ``models/zizi`` (temporal modules), ``models/animatediff_models``, ``models/pose``
+    (OpenPose/DWPose weights) and ``models/zizi_checkpoints`` + the pack's ``weights/`` (small models) with ComfyUI.
 
     Idempotent, and it keeps paths other packs or ``extra_model_paths.yaml`` added before us.
     """
@@ -67,6 +78,8 @@ def register_model_folders() -> None:
             extensions.update(wanted)
         else:
             folder_paths.folder_names_and_paths[name] = ([default], set(wanted))
+        paths = folder_paths.folder_names_and_paths[name][0]
+        paths.extend(p for p in PACK_MODEL_PATHS.get(name, ()) if p not in paths)
 
 
 def model_folder_paths(folder: str) -> list[Path]:
@@ -158,42 +171,7 @@ def save_path(filename_prefix: str, width: int, height: int) -> tuple[Path, str,
 #   additional model the temporal weights, in their own ModelPatcher so ComfyUI moves them to the device
 
 TEMPORAL_KEY = "zizi_temporal"
-WINDOW_OPTION = "zizi_window"  # transformer_options entry: WindowInputs of the window being sampled
-CALL_OPTION = "zizi_frame_call"  # transformer_options entry: FrameCall of the UNet call in progress
-
-
-class InjectedTemporalLayer(nn.Module):
-    """Placeholder inside a UNet block; the forward_timestep_embed patch runs it with the FrameCall.
-
-    The temporal layer is held outside the module tree: its weights belong to the temporal model's own
-    ModelPatcher, so the UNet's state dict, size and device moves never include them.
-    """
-
-    def __init__(self, role: str, layer: nn.Module, temporal: ZiziTemporalModel) -> None:
-        super().__init__()
-        self.role = role  # "known" (conv_in extra channels), "conv" (temporal conv), "motion"
-        object.__setattr__(self, "layer", layer)
-        object.__setattr__(self, "temporal", temporal)
-
-    def run(self, x: torch.Tensor, call: FrameCall) -> torch.Tensor:
-        if self.role == "known":
-            return add_known_frames(self.temporal, x, call)
-        return run_temporal_layer(self.layer, x, call)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        raise RuntimeError("a Zizi temporal layer ran without its forward_timestep_embed patch; "
-                           "load the temporal module with ZiziTemporalModelLoader")
-
-
-def _current_call(transformer_options: dict) -> FrameCall:
-    call = transformer_options.get(CALL_OPTION)
-    if call is None:
-        raise RuntimeError("Zizi temporal layers called outside a Zizi-prepared UNet call")
-    return call
-
-
-def _run_injected(layer, x, emb, context, transformer_options, *args, **kwargs):
-    return layer.run(x, _current_call(transformer_options))
+# WINDOW_OPTION, CALL_OPTION, InjectedTemporalLayer and the functions the patches call: temporal_hooks.py
 
 
 def _block_with_temporal_layers(block: nn.Sequential, temporal: ZiziTemporalModel, site: tuple) -> list[nn.Module]:
@@ -270,20 +248,6 @@ def unet_layout(model: comfy.model_patcher.ModelPatcher) -> UNetLayout:
     )
 
 
-def _frame_call_wrapper(executor, x, timesteps, context, y, control, transformer_options, **kwargs):
-    """DIFFUSION_MODEL wrapper: build this call's FrameCall from the window the sampler set, or treat
-    the latent batch as one clip of contiguous frames (plain KSampler on a frame batch)."""
-    window = transformer_options.get(WINDOW_OPTION)
-    if window is None:
-        copies = max(1, len(transformer_options.get("cond_or_uncond", [0])))
-        window = WindowInputs.contiguous(x.shape[0] // copies)
-    transformer_options[CALL_OPTION] = window.for_batch(x.shape[0], x.device)
-    try:
-        return executor(x, timesteps, context, y, control, transformer_options, **kwargs)
-    finally:
-        transformer_options.pop(CALL_OPTION, None)
-
-
 def inject_temporal_model(model: comfy.model_patcher.ModelPatcher, temporal: ZiziTemporalModel) -> comfy.model_patcher.ModelPatcher:
     """A clone of ``model`` that runs ``temporal``'s layers; ``model`` itself is never modified."""
     layout = unet_layout(model)
@@ -295,9 +259,9 @@ def inject_temporal_model(model: comfy.model_patcher.ModelPatcher, temporal: Ziz
     patched.set_additional_models(TEMPORAL_KEY, [temporal_patcher])
     injection = TemporalInjection(temporal, layout.layers_per_block, len(layout.block_out_channels))
     patched.set_injections(TEMPORAL_KEY, [comfy.patcher_extension.PatcherInjection(injection.inject, injection.eject)])
-    patched.set_model_forward_timestep_embed_patch((InjectedTemporalLayer, _run_injected))
-    patched.set_model_emb_patch(lambda emb, model_channels, options: add_aug_embedding(temporal, emb, _current_call(options)))
-    patched.add_wrapper_with_key(comfy.patcher_extension.WrappersMP.DIFFUSION_MODEL, TEMPORAL_KEY, _frame_call_wrapper)
+    patched.set_model_forward_timestep_embed_patch((InjectedTemporalLayer, hooks.run_injected))
+    patched.set_model_emb_patch(lambda emb, model_channels, options: add_aug_embedding(temporal, emb, hooks.current_call(options)))
+    patched.add_wrapper_with_key(comfy.patcher_extension.WrappersMP.DIFFUSION_MODEL, TEMPORAL_KEY, hooks.frame_call_wrapper)
     patched.set_attachments(TEMPORAL_KEY, temporal)
     return patched
 
@@ -308,17 +272,28 @@ def temporal_model_of(model: comfy.model_patcher.ModelPatcher) -> ZiziTemporalMo
 
 
 def sd15_model_from_state_dict(state_dict: dict[str, torch.Tensor], prefix: str = "model.diffusion_model.",
-                               dtype: torch.dtype | None = None) -> comfy.model_patcher.ModelPatcher:
+                               dtype: torch.dtype | None = None, num_heads: int | None = None,
+                               sampling: dict | None = None) -> comfy.model_patcher.ModelPatcher:
     """A ComfyUI SD1.5-family MODEL from an LDM-layout UNet state dict of any width.
 
     ComfyUI's own detection only recognises full-size SD1.5 (320 channels, context 768); reduced-width
     SD1.5-family models (our tests, the shipped small model) get their architecture read from the
     tensor shapes and SD1.5's model class, without touching ComfyUI's global model list.
+    num_heads (SD1.5: 8) and sampling (``ldm_sampling_settings``: prediction + beta schedule) override
+    SD1.5's on this model's own config.
     """
     unet_config = comfy.model_detection.detect_unet_config(state_dict, prefix)
     if unet_config is None or "model_channels" not in unet_config:
         raise ValueError("state dict is not an LDM-layout UNet (no model.diffusion_model.* tensors found)")
     model_config = comfy.supported_models.SD15(unet_config)
+    if num_heads is not None:
+        model_config.unet_config["num_heads"] = num_heads
+    if sampling is not None:
+        settings = dict(sampling)
+        v_pred = settings.pop("prediction") == "v_prediction"
+        model_type = comfy.model_base.ModelType.V_PREDICTION if v_pred else comfy.model_base.ModelType.EPS
+        model_config.sampling_settings.update(settings)
+        model_config.model_type = lambda *args, **kwargs: model_type
     load_device = comfy.model_management.get_torch_device()
     offload_device = comfy.model_management.unet_offload_device()
     if dtype is None:
@@ -327,6 +302,60 @@ def sd15_model_from_state_dict(state_dict: dict[str, torch.Tensor], prefix: str 
     model = model_config.get_model(state_dict, prefix, device=offload_device)
     model.load_model_weights(state_dict, prefix)
     return comfy.model_patcher.ModelPatcher(model, load_device=load_device, offload_device=offload_device)
+
+
+def sd15_family_from_checkpoint(path: str | os.PathLike, dtype: torch.dtype | None = None) -> tuple:
+    """(MODEL, CLIP, VAE) of a Zizi small model: a whole SD1.5-family model in one file, its architecture in
+    the metadata (``zizi_models/base_checkpoint.py``). ComfyUI's Load Checkpoint cannot load it (its detection
+    knows full-size models only, its VAE defaults assume 128 channels / 4 levels, its SD1 CLIP width 768), so
+    each part is built here from the file's configs, per instance. dtype: of all three; None: ComfyUI's choice.
+    """
+    arch = base_checkpoint.read_base_architecture(path)
+    state = comfy.utils.load_torch_file(str(path), safe_load=True)
+    vae_sd = {k[len(VAE_PREFIX):]: v for k, v in state.items() if k.startswith(VAE_PREFIX)}
+    text_sd = {k[len(TEXT_PREFIX):]: v for k, v in state.items()
+               if k.startswith(TEXT_PREFIX) and not k.endswith("position_ids")}
+    # a CLIPTextModel has no projection; identity keeps the (unused) projected pooled output defined
+    text_sd["text_projection.weight"] = torch.eye(int(arch.text_encoder["hidden_size"]))
+    unet_keys = {k[len(UNET_PREFIX):] for k in state if k.startswith(UNET_PREFIX)}
+    model = sd15_model_from_state_dict(state, UNET_PREFIX, dtype, num_heads=arch.attention_heads,
+                                       sampling=base_checkpoint.ldm_sampling_settings(arch.scheduler))
+    latent_format = comfy.latent_formats.SD15(scale_factor=arch.latent_scaling_factor)
+    latent_format.taesd_decoder_name = None  # SD1.5's TAESD previewer does not know this latent space
+    model.model.latent_format = model.model.model_config.latent_format = latent_format
+    clip, vae = _small_clip(arch, text_sd, dtype), _small_vae(arch, vae_sd, dtype)
+    for part, module, keys in (("unet", model.model.diffusion_model, unet_keys), ("vae", vae.first_stage_model, vae_sd),
+                               ("text_encoder", clip.cond_stage_model.clip_l.transformer, text_sd)):
+        missing = sorted(set(module.state_dict()) - set(keys))
+        if missing:
+            raise ValueError(f"{Path(path).name}: {part}: {len(missing)} tensors missing from the file (e.g. {missing[:2]})")
+    return model, clip, vae
+
+
+def _small_vae(arch: base_checkpoint.BaseArchitecture, vae_sd: dict[str, torch.Tensor], dtype: torch.dtype | None) -> comfy.sd.VAE:
+    """ComfyUI's VAE with an LDM ddconfig from the diffusers config (its defaults assume SD1.5's widths)."""
+    vae = comfy.sd.VAE(sd=vae_sd, config={"params": base_checkpoint.ldm_vae_config(arch.vae)}, dtype=dtype)
+    ratio = arch.vae_scale_factor  # the config path leaves SD1.5's 8 in place
+    vae.downscale_ratio = vae.upscale_ratio = ratio
+    decode_memory = vae.memory_used_decode  # estimated for 8 x 8 output pixels per latent pixel
+    vae.memory_used_decode = lambda shape, dtype: decode_memory(shape, dtype) * ratio * ratio / 64
+    return vae
+
+
+def _small_clip(arch: base_checkpoint.BaseArchitecture, text_sd: dict[str, torch.Tensor], dtype: torch.dtype | None) -> comfy.sd.CLIP:
+    """ComfyUI's SD1 CLIP (SD1 tokenizer, last layer, unprojected pooled output) with the file's text config."""
+    config = dict(arch.text_encoder)
+    width, positions = int(config["hidden_size"]), int(config["max_position_embeddings"])
+    tokenizer = functools.partial(comfy.sd1_clip.SD1Tokenizer, tokenizer=functools.partial(
+        comfy.sd1_clip.SDTokenizer, max_length=positions, embedding_size=width))
+    text_model = functools.partial(comfy.sd1_clip.SDClipModel, textmodel_json_config=config, max_length=positions,
+                                   return_projected_pooled=False)  # as SD1CheckpointClipModel
+    target = comfy.supported_models_base.ClipTarget(tokenizer, functools.partial(comfy.sd1_clip.SD1ClipModel, clip_model=text_model))
+    clip = comfy.sd.CLIP(target, embedding_directory=folder_paths.get_folder_paths("embeddings"),
+                         parameters=comfy.utils.calculate_parameters(text_sd),
+                         model_options={} if dtype is None else {"dtype": dtype})
+    clip.load_sd(text_sd)
+    return clip
 
 
 # ----------------------------------------------------------------------------- external models

@@ -74,18 +74,23 @@ def comfy_server(comfyui_dir: Path, sd15_checkpoint_path: Path, tmp_path_factory
 def server_models(comfy_server: ComfyServer) -> dict[str, str]:
     """Random full-size add-ons linked into the server's model folders; returns their names."""
     from devtools.random_addons import sd15_controlnet, sd15_lora
-    from devtools.random_sd15 import sd15_temporal_module
+    from devtools.random_sd15 import sd15_temporal_module, tiny_base_checkpoint
 
     names = {"temporal_fresh": "zizi_fresh.safetensors", "temporal_random": "zizi_random.safetensors",
-             "lora": "lora.safetensors", "controlnet": "control.safetensors"}
+             "lora": "lora.safetensors", "controlnet": "control.safetensors",
+             "small_vae4": "zizi_tiny_vae4.safetensors", "small_vae3": "zizi_tiny_vae3.safetensors"}
     links = {
         ("zizi", names["temporal_fresh"]): lambda: sd15_temporal_module(seed=0, fresh=True),
         ("zizi", names["temporal_random"]): lambda: sd15_temporal_module(seed=0, fresh=False),
         ("loras", names["lora"]): lambda: sd15_lora(seed=0),
         ("controlnet", names["controlnet"]): lambda: sd15_controlnet(seed=0),
+        # Zizi small models (ZiziCheckpointLoader), with SD1.5's 4-level VAE and a 3-level one (downscale 4)
+        ("zizi_checkpoints", names["small_vae4"]): lambda: tiny_base_checkpoint(seed=0, vae_levels=4),
+        ("zizi_checkpoints", names["small_vae3"]): lambda: tiny_base_checkpoint(seed=0, vae_levels=3),
     }
     for (folder, name), build in links.items():
         link = comfy_server.models_dir / folder / name
+        link.parent.mkdir(parents=True, exist_ok=True)
         if not link.exists():
             link.symlink_to(build())
     return names

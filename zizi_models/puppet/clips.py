@@ -1,0 +1,74 @@
+"""Ready-made puppet clips: poses + rendered frames + caption, reproducible from their arguments.
+
+Clips are square (``size`` x ``size``). ``kind`` is one of ``MOTIONS`` or "mixed" (``mixed_motion``,
+which ignores ``speed``: each of its segments draws its own).
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..pose.schema import PoseFrame
+from .character import CHARACTERS, Character, character_caption
+from .motion import MOTIONS, generate_motion, mixed_motion
+from .render import render_clip
+
+logger = logging.getLogger(__name__)
+
+DEMO_CHARACTER = "ruby"
+SPEED_RANGE = (0.5, 2.0)
+
+
+@dataclass
+class PuppetClip:
+    """One clip. ``frames``: uint8 RGB ``[T, H, W, 3]``; ``poses``: strict POSE_KEYPOINT (T frames)."""
+
+    kind: str
+    speed: float
+    seed: int
+    character: str
+    caption: str
+    poses: list[PoseFrame]
+    frames: np.ndarray
+
+
+def _character(character: str | Character) -> Character:
+    if isinstance(character, Character):
+        return character
+    if character not in CHARACTERS:
+        raise ValueError(f"character: unknown character {character!r}; valid values: {', '.join(CHARACTERS)}")
+    return CHARACTERS[character]
+
+
+def make_clip(kind: str, frames: int, size: int, speed: float = 1.0, character: str | Character = DEMO_CHARACTER,
+              seed: int = 0) -> PuppetClip:
+    """Generate and render one clip of ``frames`` frames at ``size`` x ``size``."""
+    ch = _character(character)
+    if kind == "mixed":
+        poses = mixed_motion(frames, size, size, seed)
+    elif kind in MOTIONS:
+        poses = generate_motion(kind, frames, size, size, speed, seed)
+    else:
+        raise ValueError(f"kind: unknown motion {kind!r}; valid values: {', '.join((*MOTIONS, 'mixed'))}")
+    video = render_clip(poses, ch, size, size)
+    logger.debug("puppet clip: %s x%d, %s, speed %.2f, seed %d", kind, frames, ch.name, speed, seed)
+    return PuppetClip(kind, float(speed), int(seed), ch.name, character_caption(ch), poses, video)
+
+
+def random_clip(rng_seed: int, frames: int, size: int) -> PuppetClip:
+    """A clip whose kind, speed, character and motion seed are drawn from ``random.Random(rng_seed)``."""
+    rng = random.Random(rng_seed)
+    kind = rng.choice(MOTIONS)
+    speed = round(rng.uniform(*SPEED_RANGE), 2)
+    character = rng.choice(sorted(CHARACTERS))
+    seed = rng.randrange(2**31 - 1)
+    return make_clip(kind, frames, size, speed, character, seed)
+
+
+def demo_sequence(frames: int = 240, size: int = 64, seed: int = 0) -> PuppetClip:
+    """The default demo clip: ``mixed_motion`` (all kinds, blended) drawn as the "ruby" character."""
+    return make_clip("mixed", frames, size, 1.0, DEMO_CHARACTER, seed)
