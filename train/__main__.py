@@ -1,4 +1,4 @@
-"""Command line: `python -m train {preprocess,fit,export} ...` (also under `accelerate launch -m train fit ...`)."""
+"""Command line: `python -m train {preprocess,fit,export,puppet} ...` (also `accelerate launch -m train fit ...`)."""
 
 from __future__ import annotations
 
@@ -30,6 +30,12 @@ def _parser() -> argparse.ArgumentParser:
     export.add_argument("--ema", action="store_true", help="export the EMA weights")
     export.add_argument("--lora", metavar="PATH", help="also write the run's LoRA (kohya format for ComfyUI) here")
     export.add_argument("--dtype", default="fp16", choices=["fp16", "bf16", "fp32"])
+
+    puppet = sub.add_parser("puppet", help="build the shipped small puppet model from nothing (all stages, resumable)")
+    puppet.add_argument("--config", "-c", default="train/configs/puppet.yaml")
+    puppet.add_argument("--set", "-s", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                        help="override puppet.* or fit.* keys, e.g. --set fit.max_steps=100")
+    puppet.add_argument("--stop-after", choices=["clips", "base", "dataset", "fit"], help="stop after this stage")
 
     pre = sub.add_parser("preprocess", help="videos / frame folders -> cached latent clips")
     pre.add_argument("input", help="a folder of videos (mp4/webm/mov/...) and/or frame folders, or one video")
@@ -84,6 +90,14 @@ def _export(args: argparse.Namespace) -> int:
     return 0
 
 
+def _puppet(args: argparse.Namespace) -> int:
+    from .puppet import run_puppet
+
+    for stage, path in run_puppet(args.config, args.overrides, args.stop_after).items():
+        sys.stdout.write(f"{stage}: {path}\n")
+    return 0
+
+
 def _preprocess(args: argparse.Namespace) -> int:
     from .preprocess import PreprocessOptions, preprocess
 
@@ -109,7 +123,8 @@ def main(argv: list[str] | None = None) -> int:
     from .optim import OptimizerUnavailable
 
     try:
-        return {"fit": _fit, "export": _export, "preprocess": _preprocess}[args.command](args)
+        commands = {"fit": _fit, "export": _export, "preprocess": _preprocess, "puppet": _puppet}
+        return commands[args.command](args)
     except (ConfigError, OptimizerUnavailable) as err:
         sys.stderr.write(f"error: {err}\n")
         return 2

@@ -24,6 +24,13 @@ TEMPORAL_FILE = "temporal.safetensors"
 TEMPORAL_EMA_FILE = "temporal_ema.safetensors"
 LORA_FILE = "lora.safetensors"
 LORA_EMA_FILE = "lora_ema.safetensors"
+UNET_FILE = "unet.safetensors"  # model.train_unet runs: the 2D UNet, diffusers keys, fp32
+UNET_EMA_FILE = "unet_ema.safetensors"
+
+
+def unet_state(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """TrainableParts state dict -> the 2D UNet's (diffusers keys), empty unless model.train_unet."""
+    return {k[len("unet."):]: v.detach().float().cpu().contiguous() for k, v in state.items() if k.startswith("unet.")}
 CONFIG_FILE = "config.yaml"
 
 
@@ -84,6 +91,9 @@ def write_weights(folder: Path, config: TrainConfig, temporal_config: TemporalMo
                         metadata=training_metadata(config, step, ema=False))
     if lora:
         save_file(lora, str(folder / LORA_FILE), metadata=_lora_metadata(config, step, unet_config))
+    unet = unet_state(state)
+    if unet:
+        save_file(unet, str(folder / UNET_FILE), metadata={"steps": str(step)})
     if ema_state is not None:
         merged = {**state, **ema_state}  # buffers (pos_encoder.pe) are not averaged
         ema_temporal, ema_lora = split_trainable_state(merged)
@@ -91,6 +101,9 @@ def write_weights(folder: Path, config: TrainConfig, temporal_config: TemporalMo
                             metadata=training_metadata(config, step, ema=True))
         if ema_lora:
             save_file(ema_lora, str(folder / LORA_EMA_FILE), metadata=_lora_metadata(config, step, unet_config))
+        ema_unet = unet_state(merged)
+        if ema_unet:
+            save_file(ema_unet, str(folder / UNET_EMA_FILE), metadata={"steps": str(step)})
 
 
 def _lora_metadata(config: TrainConfig, step: int, unet_config: Any) -> dict[str, str]:

@@ -30,6 +30,8 @@ class ModelConfig:
     max_positions: int = 32  # position table size of the temporal layers (windows must fit inside)
     temporal_conv: bool = False  # add pseudo-3D temporal convolutions after the spatial resnets
     gradient_checkpointing: bool = False
+    train_unet: bool = False  # also train the 2D UNet (fp32), e.g. a small model from scratch (train/puppet.py)
+    pose_encoder: bool = False  # add a pose encoder fed with the clips' rendered poses (needs poses in the dataset)
 
 
 @dataclass
@@ -48,6 +50,7 @@ class DataConfig:
     num_workers: int = 0
     prompt: str = ""  # used for clips without a caption
     text_dropout: float = 0.1  # probability of the empty prompt (classifier-free guidance)
+    pose_line_scale: float = 1.0  # stroke scale of the rendered pose images (as ZiziRenderPoses' line_scale)
 
 
 @dataclass
@@ -234,9 +237,9 @@ def _build(cls: type, data: dict[str, Any], prefix: str = "") -> Any:
     return cls(**kwargs)
 
 
-def _set_dotted(tree: dict[str, Any], key: str, value: Any) -> None:
+def _set_dotted(tree: dict[str, Any], key: str, value: Any, root: type | None = None) -> None:
     parts = key.split(".")
-    cls: type = TrainConfig
+    cls: type = root or TrainConfig
     node = tree
     for depth, part in enumerate(parts):
         prefix = ".".join(parts[:depth]) + ("." if depth else "")

@@ -39,7 +39,9 @@ class SampleKey:
 class WindowDataset(Dataset):
     """Clips of a preprocessed dataset -> training windows (see windows.py)."""
 
-    def __init__(self, folder: str | Path, window: WindowConfig, max_positions: int, default_prompt: str = "") -> None:
+    def __init__(self, folder: str | Path, window: WindowConfig, max_positions: int, default_prompt: str = "",
+                 pose_line_scale: float | None = None) -> None:
+        """`pose_line_scale` set: every sample also holds its frames' rendered poses ("pose")."""
         self.folder = Path(folder)
         self.index = ClipIndex.load(self.folder)
         self.window = window
@@ -57,6 +59,27 @@ class WindowDataset(Dataset):
                 f"({len(self.index.clips)} clips in the index); preprocess longer clips or shorten the window"
             )
         self.reader = ShardReader(self.folder)
+        self.pose_line_scale = pose_line_scale
+        if pose_line_scale is not None:
+            missing = [c.id for c in self.clips if not c.pose]
+            if missing:
+                raise ValueError(f"{self.folder}: model.pose_encoder needs poses, but {len(missing)} clips have none "
+                                 f"(e.g. {missing[0]}); preprocess with --pose or set model.pose_encoder=false")
+        self._poses: dict[str, list] = {}
+
+    def pose_images(self, clip, frames: list[int]) -> torch.Tensor:
+        """The clip's poses at `frames`, rendered like ZiziRenderPoses at the stored frame size -> [F, 3, S, S] in [0, 1]."""
+        import json
+
+        from zizi_models.pose.render import render_pose_keypoint
+
+        if clip.id not in self._poses:
+            self._poses[clip.id] = json.loads((self.folder / clip.pose).read_text())
+        poses = self._poses[clip.id]
+        size = self.index.size
+        images = render_pose_keypoint([poses[f] for f in frames], size, size, line_scale=self.pose_line_scale,
+                                      as_float=True)  # [F, S, S, 3]
+        return torch.from_numpy(images).permute(0, 3, 1, 2).contiguous()
 
     def __len__(self) -> int:
         return len(self.clips)
@@ -68,7 +91,7 @@ class WindowDataset(Dataset):
         clip = self.clips[key.clip]
         spec = sample_window(clip.frames, self.window, self.max_positions, random.Random(key.seed))
         latents = self.reader.read_frames(clip, list(spec.frames))  # [F, 4, h, w]
-        return {
+        sample = {
             "latents": latents,
             "mask": torch.tensor(spec.known, dtype=torch.bool),  # [F]
             "is_anchor": torch.tensor(spec.is_anchor, dtype=torch.bool),  # [F]
@@ -81,12 +104,16 @@ class WindowDataset(Dataset):
             "epoch": key.epoch,
             "position": key.position,
         }
+        if self.pose_line_scale is not None:
+            sample["pose"] = self.pose_images(clip, list(spec.frames))  # [F, 3, S, S]
+        return sample
 
 
 def collate(samples: list[dict[str, Any]]) -> dict[str, Any]:
     batch: dict[str, Any] = {}
-    for name in ("latents", "mask", "is_anchor", "positions", "frames"):
-        batch[name] = torch.stack([s[name] for s in samples])  # [B, F, ...]
+    for name in ("latents", "mask", "is_anchor", "positions", "frames", "pose"):
+        if name in samples[0]:
+            batch[name] = torch.stack([s[name] for s in samples])  # [B, F, ...]
     for name in ("task", "stride", "clip"):
         batch[name] = torch.tensor([s[name] for s in samples], dtype=torch.long)  # [B]
     batch["caption"] = [s["caption"] for s in samples]

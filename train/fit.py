@@ -74,9 +74,12 @@ class Fit:
         if accelerator.is_main_process:
             self.output.mkdir(parents=True, exist_ok=True)
             remove_stale_temporaries(self.output)
+        self.dataset = WindowDataset(config.data.dataset, config.window, config.model.max_positions, config.data.prompt,
+                                     config.data.pose_line_scale if config.model.pose_encoder else None)
+        index = self.dataset.index
         set_seed(config.seed)  # fresh temporal / LoRA weights; nothing later reads the global RNGs
-        self.model = build_model(config, device, need_vae=config.validation.every > 0)
-        self.dataset = WindowDataset(config.data.dataset, config.window, config.model.max_positions, config.data.prompt)
+        self.model = build_model(config, device, need_vae=config.validation.every > 0,
+                                 pose_downscale=index.size // index.latent_shape[-1])
         self.state = TrainerState(self.dataset.clip_ids())
         trainable = self.model.trainable
         self.ema = EMA(trainable.named_parameters(), config.ema.decay, config.ema.warmup) if config.ema.enabled else None
@@ -137,8 +140,9 @@ class Fit:
         prompts = drop_prompts(batch["caption"], config.data.text_dropout, gen)
         text = self.prompts(prompts)  # [B, 77, D]
         with accelerator.accumulate(self.wrapped):
+            pose = batch["pose"].to(device) if "pose" in batch else None
             prediction = self.wrapped(tb.noisy, tb.timesteps, text, tb.positions, tb.known_latents, tb.mask,
-                                      tb.aug_level)  # [B, F, 4, h, w]
+                                      tb.aug_level, pose)  # [B, F, 4, h, w]
             per_window = masked_mse(prediction, tb.noise, tb.loss_mask)  # [B]
             accelerator.backward(per_window.mean())
             if accelerator.sync_gradients:

@@ -17,15 +17,19 @@ from zizi_models.temporal import ZiziVideoUNet
 
 
 class TrainableParts(nn.Module):
-    def __init__(self, video_unet: ZiziVideoUNet, lora: dict[str, nn.Module] | None = None) -> None:
+    def __init__(self, video_unet: ZiziVideoUNet, lora: dict[str, nn.Module] | None = None,
+                 train_unet: bool = False) -> None:
         super().__init__()
         self.temporal = video_unet.temporal
         self.lora = nn.ModuleDict({name.replace(".", "__"): m for name, m in (lora or {}).items()})
+        if train_unet:  # a small model trained from scratch: the 2D UNet is trained (and saved) too
+            self.unet = video_unet.unet
         object.__setattr__(self, "video_unet", video_unet)  # not a submodule: never saved or wrapped
 
     def forward(self, sample: torch.Tensor, timesteps: torch.Tensor, encoder_hidden_states: torch.Tensor,
                 positions: torch.Tensor, known_latents: torch.Tensor, mask: torch.Tensor,
-                aug_level: torch.Tensor) -> torch.Tensor:
-        """sample [B, F, 4, h, w], timesteps [B], text [B, 77, D], positions/mask/aug_level [B, F]."""
+                aug_level: torch.Tensor, pose: torch.Tensor | None = None) -> torch.Tensor:
+        """sample [B, F, 4, h, w], timesteps [B], text [B, 77, D], positions/mask/aug_level [B, F],
+        pose [B, F, 3, H, W] (models with a pose encoder)."""
         return self.video_unet(sample, timesteps, encoder_hidden_states, positions=positions,
-                               known_latents=known_latents, mask=mask, aug_level=aug_level)
+                               known_latents=known_latents, mask=mask, aug_level=aug_level, pose=pose)
