@@ -1,9 +1,13 @@
 """Atomic, resumable checkpoints: `<output>/checkpoints/step_XXXXXXX/`.
 
-A checkpoint is written into `checkpoints/.tmp-step_XXXXXXX/` (same file system), every file and the
-folder are fsync'ed, and only then is the folder renamed to its final name, so a checkpoint folder
-either is complete or does not exist: a crash, SIGKILL or full disk while saving leaves the previous
-checkpoints untouched (a leftover `.tmp-*` folder is ignored and removed by the next run).
+A checkpoint is written into `checkpoints/.tmp-step_XXXXXXX/` (same file system), every file and then
+every folder of it are fsync'ed, and only then is the folder renamed to its final name; after the rename
+`checkpoints/` itself is fsync'ed (and its parent when this save created it), so the new name is on disk
+before the run goes on (and before older checkpoints are deleted). A checkpoint folder either is complete
+or does not exist: a crash, SIGKILL, power loss or full disk while saving leaves the previous checkpoints
+untouched (a leftover `.tmp-*` folder is ignored and removed by the next run). A file whose fsync fails
+(EIO, ENOSPC) fails the save; a folder is fsync'ed where the OS and file system support it (not on
+Windows, which cannot open folders; file systems that refuse it with EINVAL / ENOTSUP are skipped).
 
 Contents (accelerate's `save_state` + ours):
     model.safetensors          trainable weights (temporal model [+ LoRA A/B]) as accelerate wraps them
@@ -20,6 +24,7 @@ Contents (accelerate's `save_state` + ours):
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
 import re
@@ -92,23 +97,51 @@ def remove_stale_temporaries(output_dir: str | Path) -> None:
             shutil.rmtree(path, ignore_errors=True)
 
 
-def _fsync(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
+# errors meaning "this OS / file system cannot fsync a folder", not "the data did not reach the disk"
+_DIR_FSYNC_UNSUPPORTED = {errno.EINVAL, errno.EBADF, errno.EACCES, errno.EPERM, errno.EISDIR,
+                          getattr(errno, "ENOTSUP", errno.EINVAL), getattr(errno, "EOPNOTSUPP", errno.EINVAL)}
+
+
+def fsync_file(path: Path) -> None:
+    """Flush a file's data and metadata to the disk; an error (EIO, ENOSPC, ...) propagates."""
+    # POSIX fsyncs a read-only descriptor; Windows' _commit needs one opened for writing
+    flags = (os.O_RDWR if os.name == "nt" else os.O_RDONLY) | getattr(os, "O_BINARY", 0)
+    fd = os.open(path, flags)
     try:
         os.fsync(fd)
-    except OSError:  # some file systems refuse fsync on folders
-        pass
+    finally:
+        os.close(fd)
+
+
+def fsync_dir(path: Path) -> None:
+    """Flush a folder's entries (names created, renamed or removed in it) to the disk, where supported."""
+    if os.name == "nt":  # folders cannot be opened with os.open; NTFS journals its metadata
+        return
+    try:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+    except OSError as err:
+        if err.errno in _DIR_FSYNC_UNSUPPORTED:
+            return
+        raise
+    try:
+        os.fsync(fd)
+    except OSError as err:
+        if err.errno not in _DIR_FSYNC_UNSUPPORTED:
+            raise
+        logger.debug("fsync of folder %s not supported here (%s)", path, err)
     finally:
         os.close(fd)
 
 
 def fsync_tree(folder: Path) -> None:
-    for path in sorted(folder.rglob("*")):
-        if path.is_file():
-            _fsync(path)
-    for path in sorted((p for p in folder.rglob("*") if p.is_dir()), reverse=True):
-        _fsync(path)
-    _fsync(folder)
+    """fsync every file under `folder`, then every folder from the deepest up, `folder` last."""
+    paths = sorted(folder.rglob("*"))
+    for path in paths:
+        if path.is_file() and not path.is_symlink():
+            fsync_file(path)
+    for path in sorted((p for p in paths if p.is_dir() and not p.is_symlink()), key=lambda p: len(p.parts), reverse=True):
+        fsync_dir(path)
+    fsync_dir(folder)
 
 
 def save_checkpoint(
@@ -134,6 +167,7 @@ def save_checkpoint(
         return final
     try:
         if is_main:
+            created_root = not root.is_dir()
             root.mkdir(parents=True, exist_ok=True)
             shutil.rmtree(tmp, ignore_errors=True)
             tmp.mkdir()
@@ -144,11 +178,13 @@ def save_checkpoint(
             write_extras(tmp)
             if not (tmp / STATE_FILE).is_file():
                 raise CheckpointError(f"write_extras did not write {STATE_FILE}")
-            fsync_tree(tmp)
+            fsync_tree(tmp)  # contents durable before the name says "complete"
             if final.exists():  # an incomplete folder with the final name (should not happen): replace it
                 shutil.rmtree(final)
             os.rename(tmp, final)
-            _fsync(root)
+            fsync_dir(root)  # the rename itself durable
+            if created_root:
+                fsync_dir(root.parent)
     except Exception as err:
         if is_main:
             shutil.rmtree(tmp, ignore_errors=True)

@@ -11,7 +11,6 @@ from safetensors.torch import load_file
 from train.checkpoint import list_checkpoints
 from train.config import load_config
 from train.fit import fit
-from train.synthetic import ensure_dataset
 from zizi_models.video_io import probe_video
 
 TINY = Path(__file__).resolve().parents[2] / "train" / "configs" / "tiny_cpu.yaml"
@@ -20,15 +19,9 @@ TINY = Path(__file__).resolve().parents[2] / "train" / "configs" / "tiny_cpu.yam
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
-
-@pytest.fixture(scope="module")
-def dataset(tmp_path_factory: pytest.TempPathFactory, tiny_sd15_path: Path) -> Path:
-    return ensure_dataset(tmp_path_factory.getbasetemp() / "zizi_train_dataset", tiny_sd15_path)
-
-
-def test_fit_50_steps_lowers_the_loss(tmp_path: Path, dataset: Path, tiny_sd15_path: Path) -> None:
+def test_fit_50_steps_lowers_the_loss(tmp_path: Path, train_dataset: Path, tiny_sd15_path: Path) -> None:
     config = load_config(TINY, [
-        f"data.dataset={dataset}", f"model.pretrained={tiny_sd15_path}", f"output_dir={tmp_path / 'run'}",
+        f"data.dataset={train_dataset}", f"model.pretrained={tiny_sd15_path}", f"output_dir={tmp_path / 'run'}",
         "max_steps=50", "data.batch_size=1", "checkpoint.every=20", "checkpoint.keep=2",
         "validation.every=50", "validation.steps=2", "logging.every=10", "logging.progress_bar=false",
     ])
@@ -45,12 +38,12 @@ def test_fit_50_steps_lowers_the_loss(tmp_path: Path, dataset: Path, tiny_sd15_p
     assert list((run / "logs").rglob("events.out.tfevents.*"))
 
 
-def test_gradient_checkpointing_gives_the_same_update(tmp_path: Path, dataset: Path, tiny_sd15_path: Path) -> None:
+def test_gradient_checkpointing_gives_the_same_update(tmp_path: Path, train_dataset: Path, tiny_sd15_path: Path) -> None:
     weights = []
     for checkpointing in ("false", "true"):
         output = tmp_path / checkpointing
         fit(load_config(TINY, [
-            f"data.dataset={dataset}", f"model.pretrained={tiny_sd15_path}", f"output_dir={output}", "max_steps=1",
+            f"data.dataset={train_dataset}", f"model.pretrained={tiny_sd15_path}", f"output_dir={output}", "max_steps=1",
             "checkpoint.every=1", "data.batch_size=1", f"model.gradient_checkpointing={checkpointing}",
             "logging.progress_bar=false", "logging.tensorboard=false",
         ]))

@@ -1,11 +1,13 @@
 """Checkpoints: a SIGKILLed run resumed ends bitwise equal to an uninterrupted one; a failed save (disk
-full) keeps the previous checkpoint loadable; a changed config is refused on resume."""
+full) keeps the previous checkpoint loadable; the save is durable (fsync before and after the rename);
+a changed config is refused on resume."""
 
 from __future__ import annotations
 
 import errno
 import os
 import signal
+import stat
 import subprocess
 import sys
 import time
@@ -16,10 +18,9 @@ import torch
 from safetensors.torch import load_file
 
 import train.fit as fit_module
-from train.checkpoint import CheckpointError, list_checkpoints, resolve_resume
+from train.checkpoint import STATE_FILE, CheckpointError, list_checkpoints, resolve_resume, save_checkpoint
 from train.config import load_config
 from train.fit import fit
-from train.synthetic import ensure_dataset
 from zizi_models.temporal import load_temporal_model
 
 REPO = Path(__file__).resolve().parents[2]
@@ -27,12 +28,6 @@ TINY = REPO / "train" / "configs" / "tiny_cpu.yaml"
 
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
-
-
-
-@pytest.fixture(scope="module")
-def dataset(tmp_path_factory: pytest.TempPathFactory, tiny_sd15_path: Path) -> Path:
-    return ensure_dataset(tmp_path_factory.getbasetemp() / "zizi_train_dataset", tiny_sd15_path)
 
 
 def _common(dataset: Path, tiny: Path, **extra: object) -> list[str]:
@@ -61,9 +56,9 @@ def _wait_for(path: Path, proc: subprocess.Popen, timeout: float) -> None:
         time.sleep(0.01)
 
 
-def test_sigkill_then_resume_is_bitwise_identical(tmp_path: Path, dataset: Path, tiny_sd15_path: Path) -> None:
+def test_sigkill_then_resume_is_bitwise_identical(tmp_path: Path, train_dataset: Path, tiny_sd15_path: Path) -> None:
     # pruning at step 3 (after the kill) must also replay identically from the checkpoint's loss records
-    common = _common(dataset, tiny_sd15_path, max_steps=5, **{
+    common = _common(train_dataset, tiny_sd15_path, max_steps=5, **{
         "checkpoint.every": 2, "checkpoint.keep": 5, "pruning.enabled": "true", "pruning.at_step": 3,
         "pruning.drop_fraction": 0.25,
     })
@@ -95,10 +90,10 @@ def test_sigkill_then_resume_is_bitwise_identical(tmp_path: Path, dataset: Path,
     assert (state_a["epoch"], state_a["position"]) == (state_b["epoch"], state_b["position"])
 
 
-def test_failed_checkpoint_keeps_the_previous_one(tmp_path: Path, dataset: Path, tiny_sd15_path: Path,
+def test_failed_checkpoint_keeps_the_previous_one(tmp_path: Path, train_dataset: Path, tiny_sd15_path: Path,
                                                    monkeypatch: pytest.MonkeyPatch) -> None:
     output = tmp_path / "run"
-    common = _common(dataset, tiny_sd15_path, max_steps=2, output_dir=output, **{"checkpoint.every": 1})
+    common = _common(train_dataset, tiny_sd15_path, max_steps=2, output_dir=output, **{"checkpoint.every": 1})
     real_write = fit_module.write_weights
 
     def disk_full_on_second_save(folder: Path, config, temporal_config, step, *args, **kwargs):
@@ -123,9 +118,9 @@ def test_failed_checkpoint_keeps_the_previous_one(tmp_path: Path, dataset: Path,
     assert [p.name for p in list_checkpoints(output)] == ["step_0000001", "step_0000002"]
 
 
-def test_resume_refuses_a_changed_config(tmp_path: Path, dataset: Path, tiny_sd15_path: Path) -> None:
+def test_resume_refuses_a_changed_config(tmp_path: Path, train_dataset: Path, tiny_sd15_path: Path) -> None:
     output = tmp_path / "run"
-    common = _common(dataset, tiny_sd15_path, max_steps=1, output_dir=output)
+    common = _common(train_dataset, tiny_sd15_path, max_steps=1, output_dir=output)
     fit(load_config(TINY, common))
     changed = load_config(TINY, common + ["max_steps=2", "augmentation.snr_min=0.66"])
     with pytest.raises(ValueError, match="augmentation.snr_min: 0.25 -> 0.66.*--allow-config-change"):
@@ -134,3 +129,74 @@ def test_resume_refuses_a_changed_config(tmp_path: Path, dataset: Path, tiny_sd1
     assert result.step == 2
     state = torch.load(list_checkpoints(output)[-1] / "custom_checkpoint_1.pkl", weights_only=False)
     assert state["config_changes"][0]["step"] == 1
+
+
+def _write_state(folder: Path) -> None:
+    (folder / "model.safetensors").write_bytes(b"weights")
+    (folder / "sub").mkdir()
+    (folder / "sub" / "random_states_0.pkl").write_bytes(b"rng")
+
+
+def _write_extras(folder: Path) -> None:
+    (folder / STATE_FILE).write_text("{}")
+
+
+def _identity(path: Path) -> tuple[int, int]:
+    info = path.stat()
+    return info.st_dev, info.st_ino
+
+
+def test_checkpoint_is_fsynced_before_and_after_the_rename(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    events: list[tuple[str, object]] = []
+    real_fsync, real_rename = os.fsync, os.rename
+
+    def fsync(fd: int) -> None:
+        info = os.fstat(fd)
+        events.append(("fsync", (info.st_dev, info.st_ino)))
+        real_fsync(fd)
+
+    def rename(src, dst, *args, **kwargs) -> None:
+        events.append(("rename", Path(dst).name))
+        real_rename(src, dst, *args, **kwargs)
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    monkeypatch.setattr(os, "rename", rename)
+    final = save_checkpoint(tmp_path / "run", 3, _write_state, _write_extras, is_main=True, barrier=lambda: None, keep=2)
+    monkeypatch.undo()
+
+    assert final.name == "step_0000003" and events.count(("rename", final.name)) == 1
+    at = events.index(("rename", final.name))
+    before = [identity for kind, identity in events[:at] if kind == "fsync"]
+    after = [identity for kind, identity in events[at + 1:] if kind == "fsync"]
+    files = [final / "model.safetensors", final / "sub" / "random_states_0.pkl", final / STATE_FILE]
+    order = [_identity(p) for p in [*files, final / "sub", final]]  # files, then folders from the deepest up
+    assert all(identity in before for identity in order), "a file or folder was not fsync'ed before the rename"
+    assert sorted(order, key=before.index) == order
+    assert _identity(final.parent) in after, "checkpoints/ not fsync'ed after the rename"
+    assert _identity(tmp_path / "run") in after, "the save created checkpoints/ but did not fsync its parent"
+
+
+def test_a_failed_fsync_fails_the_save(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    output = tmp_path / "run"
+    save_checkpoint(output, 1, _write_state, _write_extras, is_main=True, barrier=lambda: None, keep=5)
+    real_fsync = os.fsync
+
+    def fsync(fd: int) -> None:
+        if not stat.S_ISDIR(os.fstat(fd).st_mode):
+            raise OSError(errno.EIO, "Input/output error")
+        real_fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    with pytest.raises(CheckpointError, match="step_0000002 failed.*Input/output error.*step_0000001"):
+        save_checkpoint(output, 2, _write_state, _write_extras, is_main=True, barrier=lambda: None, keep=5)
+
+    def folders_unsupported(fd: int) -> None:  # e.g. a file system that refuses fsync on folders
+        if stat.S_ISDIR(os.fstat(fd).st_mode):
+            raise OSError(errno.EINVAL, "Invalid argument")
+        real_fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", folders_unsupported)
+    save_checkpoint(output, 2, _write_state, _write_extras, is_main=True, barrier=lambda: None, keep=5)
+    monkeypatch.undo()
+    assert [p.name for p in list_checkpoints(output)] == ["step_0000001", "step_0000002"]
+    assert sorted(p.name for p in (output / "checkpoints").iterdir()) == ["step_0000001", "step_0000002"]
