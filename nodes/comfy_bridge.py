@@ -60,7 +60,8 @@ MODEL_FOLDERS = {
     ZIZI_CHECKPOINT_FOLDER: {".safetensors"},
 }
 # folder name -> folders inside the pack searched after ComfyUI's models/<name> (weights shipped with the pack)
-PACK_MODEL_PATHS = {ZIZI_CHECKPOINT_FOLDER: [str(Path(__file__).resolve().parent.parent / "weights")]}
+PACK_WEIGHTS = str(Path(__file__).resolve().parent.parent / "weights")  # the shipped puppet model's two files
+PACK_MODEL_PATHS = {ZIZI_CHECKPOINT_FOLDER: [PACK_WEIGHTS], "zizi": [PACK_WEIGHTS]}
 
 
 def register_model_folders() -> None:

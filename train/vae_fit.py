@@ -26,6 +26,7 @@ class VAEFitConfig:
     batch_size: int = 32
     lr: float = 1e-3
     kl_weight: float = 1e-6
+    crop: int = 0  # train on random square crops of this size (0 = whole frames): the VAE is convolutional
     log_every: int = 100
 
 
@@ -45,7 +46,7 @@ def fit_vae(vae, sample_frames: Callable[[int, torch.Generator], torch.Tensor], 
     vae.train()
     losses, started = [], time.perf_counter()
     for step in range(config.steps):
-        x = sample_frames(config.batch_size, generator)
+        x = random_crop(sample_frames(config.batch_size, generator), config.crop, generator)
         posterior = vae.encode(x).latent_dist
         z = posterior.mean + posterior.std * torch.randn(posterior.mean.shape, generator=generator)
         recon = vae.decode(z).sample
@@ -63,6 +64,16 @@ def fit_vae(vae, sample_frames: Callable[[int, torch.Generator], torch.Tensor], 
                         (time.perf_counter() - started) / (step + 1))
     vae.eval()
     return losses
+
+
+def random_crop(x: torch.Tensor, size: int, generator: torch.Generator) -> torch.Tensor:
+    """[N, C, H, W] -> one random [N, C, size, size] window per image (size 0 or >= H, W: unchanged)."""
+    height, width = x.shape[-2:]
+    if size <= 0 or (size >= height and size >= width):
+        return x
+    tops = torch.randint(0, height - size + 1, (x.shape[0],), generator=generator).tolist()
+    lefts = torch.randint(0, width - size + 1, (x.shape[0],), generator=generator).tolist()
+    return torch.stack([img[:, t:t + size, s:s + size] for img, t, s in zip(x, tops, lefts, strict=True)])
 
 
 @torch.no_grad()
