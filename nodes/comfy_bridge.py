@@ -458,6 +458,7 @@ def control_hint_counts(conditioning: list) -> list[int]:
     return counts
 
 
+@torch.no_grad()
 def sample_window(model: comfy.model_patcher.ModelPatcher, window: WindowInputs, latents: torch.Tensor,
                   generate: torch.Tensor, positive: list, negative: list, seed: int, steps: int, cfg: float,
                   sampler_name: str, scheduler: str, denoise: float = 1.0) -> torch.Tensor:
@@ -485,11 +486,13 @@ def scheduler_names() -> list[str]:
     return list(comfy.samplers.KSampler.SCHEDULERS)
 
 
+@torch.no_grad()  # ComfyUI runs nodes in inference mode; direct callers must not keep autograd graphs either
 def vae_encode(vae, images: torch.Tensor) -> torch.Tensor:
     """IMAGE [N, H, W, 3] -> raw latents [N, 4, H/8, W/8]."""
     return vae.encode(images[..., :3])
 
 
+@torch.no_grad()  # without it a long loop run outside ComfyUI's executor held every chunk's decoder graph
 def vae_decode(vae, latents: torch.Tensor) -> torch.Tensor:
     """raw latents [N, 4, h, w] -> IMAGE [N, H, W, 3] on the CPU."""
     images = vae.decode(latents)

@@ -107,6 +107,17 @@ def masked_mse(prediction: torch.Tensor, target: torch.Tensor, loss_mask: torch.
     return (per_frame * weight).sum(dim=1) / weight.sum(dim=1).clamp_min(1.0)
 
 
+def min_snr_weights(timesteps: torch.Tensor, alphas_cumprod: torch.Tensor, gamma: float) -> torch.Tensor:
+    """Per-window loss weights [B] for noise prediction: min(SNR(t), gamma) / SNR(t), SNR = ac / (1 - ac).
+
+    1 where SNR(t) <= gamma (high noise), gamma / SNR(t) < 1 above it; gamma = 0 gives all ones (off)."""
+    if gamma <= 0:
+        return torch.ones(timesteps.shape, device=timesteps.device)
+    ac = alphas_cumprod.to(device=timesteps.device, dtype=torch.float32)[timesteps]  # [B]
+    snr = ac / (1 - ac)
+    return snr.clamp(max=gamma) / snr
+
+
 def drop_prompts(prompts: Sequence[str], probability: float, generator: torch.Generator) -> list[str]:
     """Replace each prompt by "" with `probability` (classifier-free guidance training)."""
     draws = torch.rand((len(prompts),), generator=generator, device=generator.device).tolist()

@@ -90,6 +90,14 @@ class OptimizerConfig:
 
 
 @dataclass
+class LossConfig:
+    # Min-SNR-gamma weighting (Hang et al. 2023): each window's noise-prediction loss is scaled by
+    # min(SNR(t), gamma) / SNR(t), so the many low-noise steps stop drowning out the high-noise ones
+    # where a window's colours and layout are decided (and the known frames matter). 0 = plain MSE.
+    min_snr_gamma: float = 0.0
+
+
+@dataclass
 class EMAConfig:
     enabled: bool = True
     decay: float = 0.999
@@ -140,6 +148,7 @@ class TrainConfig:
     window: WindowConfig = field(default_factory=WindowConfig)
     augmentation: AugmentationConfig = field(default_factory=AugmentationConfig)
     optimizer: OptimizerConfig = field(default_factory=OptimizerConfig)
+    loss: LossConfig = field(default_factory=LossConfig)
     ema: EMAConfig = field(default_factory=EMAConfig)
     checkpoint: CheckpointConfig = field(default_factory=CheckpointConfig)
     logging: LoggingConfig = field(default_factory=LoggingConfig)
@@ -359,6 +368,8 @@ def validate(config: TrainConfig) -> None:
     aug = config.augmentation
     if not 0 < aug.snr_min <= aug.snr_max:
         problems.append(f"augmentation needs 0 < snr_min <= snr_max, got [{aug.snr_min}, {aug.snr_max}]")
+    if config.loss.min_snr_gamma < 0:
+        problems.append(f"loss.min_snr_gamma must be >= 0 (0 = off), got {config.loss.min_snr_gamma}")
     window = config.window
     if window.frames < 2:
         problems.append("window.frames must be >= 2")

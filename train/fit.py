@@ -18,7 +18,7 @@ from accelerate import Accelerator
 from accelerate.utils import DistributedType, ProjectConfiguration, set_seed
 
 from .artifacts import read_config_dict, write_config, write_trainer_state, write_weights
-from .batch import build_training_batch, drop_prompts, masked_mse
+from .batch import build_training_batch, drop_prompts, masked_mse, min_snr_weights
 from .build import build_model
 from .checkpoint import (
     STATE_FILE,
@@ -144,7 +144,8 @@ class Fit:
             prediction = self.wrapped(tb.noisy, tb.timesteps, text, tb.positions, tb.known_latents, tb.mask,
                                       tb.aug_level, pose)  # [B, F, 4, h, w]
             per_window = masked_mse(prediction, tb.noise, tb.loss_mask)  # [B]
-            accelerator.backward(per_window.mean())
+            weights = min_snr_weights(tb.timesteps, self.alphas_cumprod, config.loss.min_snr_gamma)  # [B]
+            accelerator.backward((per_window * weights).mean())
             if accelerator.sync_gradients:
                 self.grad_norm = self._clip()
             self.optimizer.step()

@@ -48,7 +48,10 @@ class Monitor:
             if grad_norm is not None:
                 scalars["train/grad_norm"] = grad_norm
             self.accelerator.log(scalars, step=step)
-            logger.debug("step %d loss %.5f lr %.3e grad_norm %s %.2f it/s", step, loss, lr, grad_norm, rate)
+            # without a progress bar (headless runs, logs to a file) these lines are the progress report
+            level = logging.DEBUG if not self.bar.disable else logging.INFO
+            logger.log(level, "step %d loss %.5f (smoothed %.5f) lr %.3e grad_norm %s %.2f it/s", step, loss,
+                       self.smoothed, lr, grad_norm, rate)
 
     def close(self) -> None:
         self.bar.close()

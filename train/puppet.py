@@ -53,6 +53,9 @@ PUPPET_TEXT_CONFIG = {**SD15_TEXT_CONFIG, "hidden_size": 32, "intermediate_size"
                       "num_attention_heads": 4, "projection_dim": 32}
 
 
+INIT_TEMPORAL = "temporal_init.safetensors"  # <run>/base/: the init_from temporal module the fit starts from
+
+
 @dataclass
 class PuppetSection:
     seed: int = 0
@@ -64,6 +67,10 @@ class PuppetSection:
     clip_frames: int = 48
     fps: float = 12.0
     vae: VAEFitConfig = field(default_factory=VAEFitConfig)
+    # Continue an earlier build instead of starting from random weights: the prefix of its two exported files
+    # (e.g. "weights/zizi_puppet" -> _base.safetensors gives UNet, VAE and text encoder; _temporal.safetensors
+    # initialises the temporal layers and pose encoder). The VAE is then not refitted.
+    init_from: str = ""
 
 
 def load_puppet_config(path: str | Path, overrides: list[str] | None = None) -> tuple[PuppetSection, dict[str, Any]]:
@@ -118,8 +125,30 @@ def _tokenizer_files() -> Path:
     return clip_tokenizer_files()
 
 
+def init_files(section: PuppetSection) -> tuple[Path, Path] | None:
+    """(base file, temporal file) of `init_from`, or None; FileNotFoundError names the missing one."""
+    if not section.init_from:
+        return None
+    files = (Path(f"{section.init_from}_base.safetensors"), Path(f"{section.init_from}_temporal.safetensors"))
+    for path in files:
+        if not path.is_file():
+            raise FileNotFoundError(f"puppet.init_from: {path} not found (init_from is the prefix of the two files "
+                                    "an earlier `python -m train puppet` exported, e.g. weights/zizi_puppet)")
+    return files
+
+
+def init_steps(base_file: Path) -> int:
+    """Training steps recorded in an exported base file (0 when it has no puppet metadata)."""
+    from safetensors import safe_open
+
+    with safe_open(str(base_file), framework="pt", device="cpu") as handle:
+        raw = (handle.metadata() or {}).get("zizi_puppet")
+    return int(json.loads(raw).get("steps", 0)) if raw else 0
+
+
 def make_base(section: PuppetSection, clips: dict[str, Any], folder: Path) -> None:
-    """Random small SD1.5-family model with a VAE fitted on the clips' frames, as a diffusers folder."""
+    """Random small SD1.5-family model with a VAE fitted on the clips' frames (or the `init_from` model), as a
+    diffusers folder."""
     from diffusers import AutoencoderKL, UNet2DConditionModel
     from transformers import CLIPTextConfig, CLIPTextModel
 
@@ -127,6 +156,16 @@ def make_base(section: PuppetSection, clips: dict[str, Any], folder: Path) -> No
         return
     staging = folder.with_name(folder.name + ".tmp")
     shutil.rmtree(staging, ignore_errors=True)
+    init = init_files(section)
+    if init is not None:
+        from zizi_models.base_checkpoint import load_base_diffusers
+
+        unet, vae, text, _ = load_base_diffusers(init[0])
+        logger.info("base model from %s (no VAE fit)", init[0])
+        staging.mkdir(parents=True)
+        shutil.copy(init[1], staging / INIT_TEMPORAL)  # a copy: the export may overwrite init_from's files
+        _write_base_folder(staging, folder, unet, vae, text, {"init_from": section.init_from, "init_steps": init_steps(init[0])})
+        return
     torch.manual_seed(section.seed)
     unet = UNet2DConditionModel(**PUPPET_UNET_CONFIG)
     torch.manual_seed(section.seed + 1)
@@ -144,6 +183,10 @@ def make_base(section: PuppetSection, clips: dict[str, Any], folder: Path) -> No
     fit_vae(vae, sample, section.vae, section.seed)
     set_latent_scale(vae, frames_to_tensor(train_frames[:: max(1, train_frames.shape[0] // 512)]))
     logger.info("vae reconstruction PSNR on the held-out clip: %.2f dB", reconstruction_psnr(vae, held_out))
+    _write_base_folder(staging, folder, unet, vae, text)
+
+
+def _write_base_folder(staging: Path, folder: Path, unet, vae, text, origin: dict[str, Any] | None = None) -> None:
     unet.save_pretrained(str(staging / "unet"), safe_serialization=True)
     vae.save_pretrained(str(staging / "vae"), safe_serialization=True)
     text.save_pretrained(str(staging / "text_encoder"), safe_serialization=True)
@@ -155,7 +198,8 @@ def make_base(section: PuppetSection, clips: dict[str, Any], folder: Path) -> No
     (staging / "scheduler").mkdir()
     (staging / "scheduler" / "scheduler_config.json").write_text(json.dumps(
         {"_class_name": "DDPMScheduler", **SD15_SCHEDULER_CONFIG}, indent=1))
-    (staging / "model_index.json").write_text(json.dumps({"_class_name": "StableDiffusionPipeline", "zizi": "puppet"}))
+    (staging / "model_index.json").write_text(json.dumps({"_class_name": "StableDiffusionPipeline", "zizi": "puppet",
+                                                                **(origin or {})}))
     shutil.rmtree(folder, ignore_errors=True)
     staging.rename(folder)
 
@@ -195,6 +239,10 @@ def fit_config(section: PuppetSection, fit_tree: dict[str, Any], run: Path):
     tree.setdefault("data", {})["dataset"] = str(run / "dataset")
     tree["output_dir"] = str(run / "fit")
     tree.setdefault("seed", section.seed)
+    if section.init_from:
+        if tree["model"].get("temporal_init"):
+            raise ConfigError("fit.model.temporal_init and puppet.init_from exclude each other")
+        tree["model"]["temporal_init"] = str(run / "base" / INIT_TEMPORAL)
     config = config_from_dict(tree)
     if not (config.model.train_unet and config.model.pose_encoder):
         raise ConfigError("fit: the puppet model trains its UNet and a pose encoder (model.train_unet and "
@@ -202,7 +250,7 @@ def fit_config(section: PuppetSection, fit_tree: dict[str, Any], run: Path):
     return config
 
 
-def export_weights(section: PuppetSection, run: Path, config) -> tuple[Path, Path]:
+def export_weights(section: PuppetSection, run: Path, config, command: str) -> tuple[Path, Path]:
     from diffusers import AutoencoderKL, UNet2DConditionModel
     from safetensors.torch import load_file
     from transformers import CLIPTextModel
@@ -210,9 +258,12 @@ def export_weights(section: PuppetSection, run: Path, config) -> tuple[Path, Pat
     from zizi_models.base_checkpoint import save_base_checkpoint
 
     from .artifacts import UNET_EMA_FILE, UNET_FILE
+    from .checkpoint import checkpoint_step
     from .export import export_temporal, find_checkpoint
 
     checkpoint = find_checkpoint(run / "fit")
+    origin = json.loads((run / "base" / "model_index.json").read_text())
+    steps = checkpoint_step(checkpoint) + int(origin.get("init_steps", 0))
     ema = (checkpoint / UNET_EMA_FILE).is_file()
     base = run / "base"
     unet = UNet2DConditionModel.from_pretrained(str(base), subfolder="unet", local_files_only=True)
@@ -221,13 +272,20 @@ def export_weights(section: PuppetSection, run: Path, config) -> tuple[Path, Pat
     text = CLIPTextModel.from_pretrained(str(base / "text_encoder"), local_files_only=True)
     weights = Path(section.weights_dir)
     scheduler = {k: v for k, v in SD15_SCHEDULER_CONFIG.items()}
-    extra = {"zizi_puppet": {"steps": config.max_steps, "ema": ema, "size": section.size, "seed": section.seed,
+    extra = {"zizi_puppet": {"steps": steps, "ema": ema, "size": section.size, "seed": section.seed,
                              "pose_line_scale": config.data.pose_line_scale, "window": config.window.frames,
-                             "command": "python -m train puppet -c train/configs/puppet.yaml"}}
+                             "command": command}}
+    if "init_from" in origin:
+        extra["zizi_puppet"]["init_from"] = origin["init_from"]
     base_file = save_base_checkpoint(weights / f"{section.name}_base.safetensors", unet, vae, text, scheduler,
                                      extra_metadata=extra)
     temporal_file = export_temporal(checkpoint, weights / f"{section.name}_temporal.safetensors", ema, torch.float16)
     return base_file, temporal_file
+
+
+def puppet_command(path: str | Path, overrides: list[str] | None) -> str:
+    """The command line that (re)makes a build, recorded in the exported files."""
+    return " ".join(["python -m train puppet -c", str(path), *(f"--set {o}" for o in overrides or [])])
 
 
 def run_puppet(path: str | Path, overrides: list[str] | None = None, stop_after: str | None = None) -> dict[str, Path]:
@@ -255,5 +313,5 @@ def run_puppet(path: str | Path, overrides: list[str] | None = None, stop_after:
     out["fit"] = run / "fit"
     if stop_after == "fit":
         return out
-    out["base_checkpoint"], out["temporal"] = export_weights(section, run, config)
+    out["base_checkpoint"], out["temporal"] = export_weights(section, run, config, puppet_command(path, overrides))
     return out

@@ -148,6 +148,12 @@ def test_node_loads_with_comfyui_dtypes_and_outputs_work(folder, comfy_pack) -> 
     node = comfy_pack.nodes.checkpoint_nodes.ZiziCheckpointLoader()
     model, clip, vae = node.load("vae3.safetensors")
     assert vae.downscale_ratio == 4 and vae.decode(torch.zeros(1, 4, 3, 3)).shape == (1, 12, 12, 3)
+    # the pack's decode keeps no autograd graph when called outside ComfyUI's inference mode: a long loop
+    # run from a script used to hold every decoded chunk's graph (memory grew with the video length)
+    bridge = comfy_pack.nodes.comfy_bridge
+    assert torch.is_grad_enabled()
+    assert bridge.vae_decode(vae, torch.zeros(1, 4, 3, 3)).grad_fn is None
+    assert bridge.vae_encode(vae, torch.rand(1, 12, 12, 3)).grad_fn is None
     cond = clip.encode_from_tokens_scheduled(clip.tokenize("hello"))[0][0]
     assert cond.shape == (1, 77, 32) and torch.isfinite(cond).all()
     assert model.model.latent_format.taesd_decoder_name is None

@@ -8,7 +8,7 @@ import random
 import pytest
 import torch
 
-from train.batch import build_training_batch, drop_prompts, masked_mse
+from train.batch import build_training_batch, drop_prompts, masked_mse, min_snr_weights
 from train.config import WindowConfig
 from train.seeding import derive_seed
 from train.windows import interpolation_offsets, required_clip_length, sample_window
@@ -166,3 +166,17 @@ def test_text_dropout_uses_the_generator() -> None:
     dropped = drop_prompts(prompts, 0.2, torch.Generator().manual_seed(0))
     assert 150 < dropped.count("") < 250
     assert dropped == drop_prompts(prompts, 0.2, torch.Generator().manual_seed(0))
+
+
+def test_min_snr_weights_cap_low_noise_steps_only() -> None:
+    betas = torch.linspace(0.00085**0.5, 0.012**0.5, 1000) ** 2  # SD1.5's scaled-linear schedule
+    ac = torch.cumprod(1 - betas, dim=0)
+    t = torch.tensor([0, 100, 500, 999])
+    snr = ac[t] / (1 - ac[t])
+    weights = min_snr_weights(t, ac, 5.0)
+    assert snr[0] > 5 and snr[-1] < 5
+    assert weights[0].item() == pytest.approx(5.0 / snr[0].item(), rel=1e-5)  # t = 0: SNR ~ 1000 -> ~0.005
+    assert weights[0] < 0.01
+    assert torch.equal(weights[snr <= 5], torch.ones(int((snr <= 5).sum())))  # high noise: unchanged
+    assert torch.all(weights[1:] >= weights[:-1])  # lower SNR never weighs less
+    assert torch.equal(min_snr_weights(t, ac, 0.0), torch.ones(4))  # gamma 0 = off

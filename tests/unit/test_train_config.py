@@ -54,6 +54,8 @@ def test_unknown_yaml_key_and_bad_types_are_errors(tmp_path: Path) -> None:
         load_config(None, ["optimizer=1"])
     with pytest.raises(ConfigError, match="mixed_precision"):
         load_config(None, ["mixed_precision=fp8"])
+    with pytest.raises(ConfigError, match="loss.min_snr_gamma must be >= 0"):
+        load_config(None, ["loss.min_snr_gamma=-1"])
 
 
 def test_cli_reports_unknown_key_with_exit_code_2(capsys: pytest.CaptureFixture) -> None:

@@ -6,6 +6,7 @@ import json
 
 import pytest
 import torch
+from safetensors import safe_open
 
 from train.config import ConfigError
 from train.puppet import load_puppet_config, run_puppet
@@ -69,3 +70,26 @@ def test_toy_puppet_build_exports_a_posed_small_model(tmp_path) -> None:
     again = run_puppet("train/configs/puppet.yaml", overrides, stop_after="fit")
     assert again["dataset"] == out["dataset"] and out["base_checkpoint"].stat().st_mtime_ns == before
     assert unet.config.block_out_channels and vae.config.block_out_channels == [32, 64, 64] and text is not None
+
+    # a second stage continues from the exported files: same VAE and text encoder, UNet and temporal layers
+    # start from the exported ones, and the new export counts the steps of both stages
+    more = TOY + [f"puppet.output_dir={tmp_path / 'run2'}", f"puppet.weights_dir={tmp_path / 'weights2'}",
+                  f"puppet.init_from={tmp_path / 'weights' / 'zizi_puppet'}", "fit.loss.min_snr_gamma=5"]
+    second = run_puppet("train/configs/puppet_more.yaml", more)
+    unet_init = UNet2DConditionModel.from_pretrained(str(second["base"]), subfolder="unet", local_files_only=True)
+    for key, value in unet_init.state_dict().items():
+        assert torch.equal(value, unet.state_dict()[key].float()), key
+    vae2 = load_base_diffusers(second["base_checkpoint"])[1]
+    for key, value in vae2.state_dict().items():
+        assert torch.equal(value, vae.state_dict()[key]), key  # not refitted
+    start = load_temporal_model(second["base"] / "temporal_init.safetensors")
+    assert torch.equal(start.pose_encoder.proj.weight, temporal.pose_encoder.proj.weight)
+    with safe_open(str(second["base_checkpoint"]), framework="pt") as handle:
+        info = json.loads(handle.metadata()["zizi_puppet"])
+    assert info["steps"] == 4 and info["init_from"].endswith("zizi_puppet") and "puppet_more.yaml" in info["command"]
+
+
+def test_puppet_init_from_names_the_missing_file(tmp_path) -> None:
+    overrides = TOY + [f"puppet.output_dir={tmp_path / 'run'}", f"puppet.init_from={tmp_path / 'nothing'}"]
+    with pytest.raises(FileNotFoundError, match=r"puppet.init_from: .*nothing_base.safetensors not found"):
+        run_puppet("train/configs/puppet_more.yaml", overrides)

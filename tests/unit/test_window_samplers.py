@@ -46,6 +46,7 @@ def test_extrapolation_depends_on_known_frames_and_snr(setup) -> None:
     assert new["zizi_frames"] == [10, 14, 18]
     assert everything["zizi_frames"] == [0, 1, 2, 3, 4, 5, 6, 10, 14, 18]
     assert torch.equal(everything["samples"][:7], known_video()["samples"])  # known frames untouched
+    assert torch.is_grad_enabled() and new["samples"].grad_fn is None  # no autograd graph kept outside ComfyUI
     again, _ = extrapolate(nodes, model, pos, neg, known_video(), snr=0.66)
     assert torch.equal(again["samples"], new["samples"])  # deterministic for a seed
     changed = known_video()
