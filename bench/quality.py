@@ -478,7 +478,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--gt-seed", type=int, default=0, help="seed of the ground-truth demo clip")
     parser.add_argument("--size", type=int, default=64)
     parser.add_argument("--sampler", default="euler")
-    parser.add_argument("--scheduler", default="normal")
+    parser.add_argument("--scheduler", default="ddim_uniform", help="the shipped puppet workflow's")
     parser.add_argument("--negative", default="")
     parser.add_argument("--check-seed", type=int, default=1,
                         help="re-run the best setting with this seed to show seed-to-seed spread; -1: skip")

@@ -10,7 +10,8 @@ Default job (the shipped small puppet model, ``weights/zizi_puppet_*.safetensors
    ``output/demo/puppet_side_by_side.mp4`` (pose | generated | ground truth, each 4x nearest) and
    ``output/demo/puppet_strip.png`` (8 frames spread over the video; rows: pose, generated, ground truth).
 
-The weights come from ``python -m train puppet -c train/configs/puppet.yaml`` (``--weights DIR`` or
+The weights come from ``python -m train puppet -c train/configs/puppet.yaml`` followed by
+``python -m train puppet -c train/configs/puppet_more.yaml`` (``--weights DIR`` or
 ``$ZIZI_PUPPET_WEIGHTS`` point at another folder holding the two files).
 
 ``--sd15`` runs the older job instead: ``workflows/sd15_frames_to_video_api.json`` with the seeded
@@ -43,7 +44,8 @@ PUPPET_BASE = "zizi_puppet_base.safetensors"
 PUPPET_TEMPORAL = "zizi_puppet_temporal.safetensors"
 PUPPET_POSES = "zizi_puppet_demo_poses.json"
 PUPPET_FRAME0 = "zizi_puppet_demo_frame0.png"
-PUPPET_BUILD_COMMAND = "python -m train puppet -c train/configs/puppet.yaml"
+PUPPET_BUILD_COMMAND = ("python -m train puppet -c train/configs/puppet.yaml && "
+                        "python -m train puppet -c train/configs/puppet_more.yaml")
 PUPPET_SIZE = 64  # the size the puppet model was trained at
 PREVIEW_SCALE = 4  # nearest-neighbour upscale of the 64 px frames in the previews
 STRIP_FRAMES = 8

@@ -12,6 +12,10 @@ newest checkpoint):
     export    weights/<name>_base.safetensors (EMA UNet + VAE + text encoder; architecture in the metadata)
               and weights/<name>_temporal.safetensors (EMA temporal layers + pose encoder)
 
+With `puppet.init_from` (a prefix of two exported files) the base stage copies that model instead (no VAE
+fit) and `fit` starts its temporal layers from its temporal file: a second stage that continues a build
+(train/configs/puppet_more.yaml); the export records the steps of both stages.
+
 The text encoder stays at its seeded random init (frozen): one caption per character acts as a label,
 and the first frame gives the appearance anyway. The YAML has two sections, `puppet:` (this file's
 settings) and `fit:` (a `fit` config; model.pretrained, data.dataset and output_dir are set here).
