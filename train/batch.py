@@ -9,7 +9,8 @@ THE TRAINING CONVENTION (the ComfyUI samplers rely on it; keep both sides in ste
   `z_aug = sqrt(a) z + sqrt(1 - a) eps_aug`, `a = snr / (1 + snr)`; generated frames carry zeros.
 - snr per known frame ~ log-uniform [snr_min, snr_max] (or inf with `clean_prob`); the anchor is
   never augmented (snr = inf). aug_level = 1 / (1 + snr): 0 for the anchor and for generated frames.
-- loss = MSE(eps_pred, eps) over the generated frames only (mask == 0).
+- loss = MSE(eps_pred, eps) over the generated frames only (mask == 0), per window; `fit` may weight
+  each window by min(SNR(t), gamma) / SNR(t) (`loss.min_snr_gamma`, see `min_snr_weights`).
 
 Random draws come from one explicit generator in a fixed order (timesteps, eps, snr, clean
 flags, augmentation noise), so a batch is a function of (latents, masks, generator state).

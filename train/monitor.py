@@ -49,7 +49,8 @@ class Monitor:
                 scalars["train/grad_norm"] = grad_norm
             self.accelerator.log(scalars, step=step)
             # without a progress bar (headless runs, logs to a file) these lines are the progress report
-            level = logging.DEBUG if not self.bar.disable else logging.INFO
+            headless = self.bar.disable and self.accelerator.is_main_process
+            level = logging.INFO if headless else logging.DEBUG
             logger.log(level, "step %d loss %.5f (smoothed %.5f) lr %.3e grad_norm %s %.2f it/s", step, loss,
                        self.smoothed, lr, grad_norm, rate)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import pytest
@@ -19,14 +20,20 @@ TINY = Path(__file__).resolve().parents[2] / "train" / "configs" / "tiny_cpu.yam
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
-def test_fit_50_steps_lowers_the_loss(tmp_path: Path, train_dataset: Path, tiny_sd15_path: Path) -> None:
+def test_fit_50_steps_lowers_the_loss(tmp_path: Path, train_dataset: Path, tiny_sd15_path: Path,
+                                      caplog: pytest.LogCaptureFixture) -> None:
     config = load_config(TINY, [
         f"data.dataset={train_dataset}", f"model.pretrained={tiny_sd15_path}", f"output_dir={tmp_path / 'run'}",
         "max_steps=50", "data.batch_size=1", "checkpoint.every=20", "checkpoint.keep=2",
         "validation.every=50", "validation.steps=2", "logging.every=10", "logging.progress_bar=false",
     ])
-    result = fit(config)
+    with caplog.at_level(logging.INFO, logger="train.monitor"):
+        result = fit(config)
     assert result.step == 50 and len(result.losses) == 50
+    # no progress bar: every logging.every steps an INFO line reports the loss (headless runs)
+    progress = [r.getMessage() for r in caplog.records if r.name == "train.monitor" and r.levelno == logging.INFO]
+    assert [m.split()[1] for m in progress] == ["10", "20", "30", "40", "50"]
+    assert f"loss {result.losses[9]:.5f}" in progress[0]
     first, last = sum(result.losses[:10]) / 10, sum(result.losses[-10:]) / 10
     assert last < 0.9 * first, f"loss did not drop: first 10 steps {first:.4f}, last 10 steps {last:.4f}"
 
