@@ -1,4 +1,4 @@
-"""bench/quality.py's metrics on synthetic videos: identical frames, a known noise level, flicker vs true motion."""
+"""bench/quality_metrics.py (the metrics of bench/quality.py) on synthetic videos: identical frames, a known noise level, flicker vs true motion."""
 
 from __future__ import annotations
 
@@ -10,17 +10,27 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-QUALITY_PATH = Path(__file__).resolve().parents[2] / "bench" / "quality.py"
+BENCH = Path(__file__).resolve().parents[2] / "bench"
+
+
+def load_bench_module(name: str):
+    spec = importlib.util.spec_from_file_location(f"bench_{name}", BENCH / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up while the class is created
+    spec.loader.exec_module(module)
+    return module
 
 
 @pytest.fixture(scope="module")
 def quality():
-    spec = importlib.util.spec_from_file_location("bench_quality", QUALITY_PATH)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up while the class is created
-    spec.loader.exec_module(module)
-    yield module
-    sys.modules.pop(spec.name, None)
+    yield load_bench_module("quality_metrics")
+    sys.modules.pop("bench_quality_metrics", None)
+
+
+@pytest.fixture(scope="module")
+def bench_script():
+    yield load_bench_module("quality")
+    sys.modules.pop("bench_quality", None)
 
 
 def moving_square(frames: int = 12, size: int = 32) -> np.ndarray:
@@ -75,7 +85,7 @@ def test_flicker_sees_excess_change_not_true_motion(quality) -> None:
     assert quality.flicker(frozen, truth) == 0.0
 
 
-def test_summary_windows_and_shapes(quality) -> None:
+def test_summary_windows_and_shapes(quality, bench_script) -> None:
     values = np.arange(240, dtype=float)
     assert quality.window_mean(values, 5, 15) == 10.0
     assert quality.late_window(240) == (229, 239)
@@ -87,4 +97,4 @@ def test_summary_windows_and_shapes(quality) -> None:
     assert summary["psnr_early"] == pytest.approx(quality.window_mean(result.psnr, 5, 15))
     with pytest.raises(ValueError, match="same shape"):
         quality.psnr_per_frame(truth, truth[:-1])
-    assert quality.parse_snrs("off, 0.33,2") == [quality.SNR_OFF, 0.33, 2.0]
+    assert bench_script.parse_snrs("off, 0.33,2") == [bench_script.SNR_OFF, 0.33, 2.0]
