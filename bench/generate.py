@@ -10,7 +10,7 @@ building on a machine without the cached random weights. Paste the printed table
 Model: the full-size random SD1.5 checkpoint and a full-size random temporal module
 (devtools.random_sd15; speed does not depend on weight values), loaded by ComfyUI in this process
 (`--dtype` goes to ComfyUI's UNet loading; the VAE dtype is ComfyUI's choice and is printed), the
-temporal module injected with nodes.comfy_bridge.inject_temporal_model, and every run is the
+temporal module injected with nodes.comfy.inject_temporal_model, and every run is the
 ZiziLoopController node's generate() under torch.inference_mode(), as ComfyUI's executor runs it.
 `--tiny` swaps in the tiny random SD1.5-family model for a CPU smoke run (numbers mean nothing).
 
@@ -27,7 +27,7 @@ ones; diagnostics go to stderr through logging):
    torch.cuda.max_memory_allocated (reset per run) on CUDA, peak RSS during the run on the CPU (both
    with the weights), and the ratio largest / smallest length (target: <= 1.05);
 4. an AnimateDiff-style baseline on the same injected model: whole 16-frame windows, nothing known,
-   no overlap, one ComfyUI sampling call per window (comfy_bridge.sample_window) + VAE decode, its
+   no overlap, one ComfyUI sampling call per window (nodes.comfy.sample_window) + VAE decode, its
    frames/s next to the loop's, and its own fraction of the limit (window overhead 1).
 """
 
@@ -139,7 +139,7 @@ def load_models(pack, tiny: bool, dtype: torch.dtype):
     """(MODEL with temporal layers injected, CLIP, VAE, description); ComfyUI loads the weights."""
     import comfy.sd
 
-    bridge, temporal_pkg = pack.nodes.comfy_bridge, pack.zizi_models.temporal
+    bridge, temporal_pkg = pack.nodes.comfy, pack.zizi_models.temporal
     if tiny:
         model, clip, vae = bridge.sd15_family_from_checkpoint(tiny_base_checkpoint(seed=0), dtype=dtype)
         layout = bridge.unet_layout(model)
@@ -176,7 +176,7 @@ def run_loop(pack, model, positive, negative, vae, size: int, frames: int, windo
 def run_baseline(pack, model, positive, negative, vae, size: int, frames: int, steps: int, cfg: float) -> int:
     """AnimateDiff-style: ceil(frames / 16) whole 16-frame windows, nothing known, no overlap, one sampling
     call per window through ComfyUI's sampling on the same injected model, each window decoded after it."""
-    bridge = pack.nodes.comfy_bridge
+    bridge = pack.nodes.comfy
     latent = size // bridge.vae_downscale(vae)
     window = pack.zizi_models.temporal.WindowInputs.contiguous(BASELINE_WINDOW)
     out = 0
@@ -191,7 +191,7 @@ def run_baseline(pack, model, positive, negative, vae, size: int, frames: int, s
 
 def window_call_flops(pack, model, positive, negative, vae, size: int, frames: int, cfg: float) -> int:
     """FLOPs of ONE denoising call (UNet + temporal layers, both CFG halves when cfg != 1) on a window of `frames`."""
-    bridge = pack.nodes.comfy_bridge
+    bridge = pack.nodes.comfy
     latent = size // bridge.vae_downscale(vae)
     window = pack.zizi_models.temporal.WindowInputs.contiguous(frames)
     with FlopCounterMode(display=False, custom_mapping=EXTRA_FLOPS) as counter:  # euler, 1 step = 1 model call
@@ -201,7 +201,7 @@ def window_call_flops(pack, model, positive, negative, vae, size: int, frames: i
 
 
 def vae_decode_flops(pack, vae, size: int) -> int:
-    bridge = pack.nodes.comfy_bridge
+    bridge = pack.nodes.comfy
     latent = size // bridge.vae_downscale(vae)
     with FlopCounterMode(display=False, custom_mapping=EXTRA_FLOPS) as counter:
         bridge.vae_decode(vae, torch.zeros(1, 4, latent, latent))
@@ -267,7 +267,7 @@ def main(argv: list[str] | None = None) -> int:
         model, clip, vae, what = load_models(pack, args.tiny, dtype)
         positive = [[clip.encode_from_tokens(clip.tokenize("a dancer on a stage")), {}]]
         negative = [[clip.encode_from_tokens(clip.tokenize("")), {}]]
-        max_positions = pack.nodes.comfy_bridge.temporal_model_of(model).config.max_positions
+        max_positions = pack.nodes.comfy.temporal_model_of(model).config.max_positions
         print(f"device: {name}, {torch.get_num_threads()} CPU threads; torch {torch.__version__}; ComfyUI {comfy_version}; "
               f"{what}; {args.size}x{args.size}, window {args.window}, stride {args.stride}, snr {SNR}, "
               f"{SAMPLER}/{SCHEDULER}; command: {shlex.join(['python', 'bench/generate.py', *sys.argv[1:]])}", flush=True)

@@ -49,12 +49,12 @@ def main() -> int:
 
     if args.model == "puppet":
         weights = Path(__file__).resolve().parent.parent / "weights"
-        model, clip, vae = pack.nodes.comfy_bridge.sd15_family_from_checkpoint(weights / "zizi_puppet_base.safetensors")
+        model, clip, vae = pack.nodes.comfy.sd15_family_from_checkpoint(weights / "zizi_puppet_base.safetensors")
         temporal = pack.zizi_models.temporal.load_temporal_model(weights / "zizi_puppet_temporal.safetensors")
     else:
         model, clip, vae = comfy.sd.load_checkpoint_guess_config(str(full_sd15_checkpoint()))[:3]
         temporal = pack.zizi_models.temporal.load_temporal_model(sd15_temporal_module(seed=0, fresh=False))
-    inflated = pack.nodes.comfy_bridge.inject_temporal_model(model, temporal)
+    inflated = pack.nodes.comfy.inject_temporal_model(model, temporal)
     tokens = clip.tokenize("a dancer")
     positive = [[clip.encode_from_tokens(tokens), {}]]
     negative = [[clip.encode_from_tokens(clip.tokenize("")), {}]]

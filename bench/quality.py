@@ -118,7 +118,7 @@ class Generator:
 
         self.comfyui_dir = find_comfyui()
         self.pack = import_pack(self.comfyui_dir)
-        bridge = self.pack.nodes.comfy_bridge
+        bridge = self.pack.nodes.comfy
         started = time.perf_counter()
         # what ZiziCheckpointLoader.load and ZiziTemporalModelLoader.load do, from paths instead of folder names
         model, clip, self.vae = bridge.sd15_family_from_checkpoint(base)
@@ -139,7 +139,7 @@ class Generator:
     def vae_round_trip(self, frames: np.ndarray, chunk: int = 16) -> np.ndarray:
         import torch
 
-        bridge = self.pack.nodes.comfy_bridge
+        bridge = self.pack.nodes.comfy
         out = []
         with torch.inference_mode():
             for i in range(0, len(frames), chunk):

@@ -49,7 +49,7 @@ def load_and_inject_seconds(repeats: int) -> tuple[float, float]:
     pack = import_pack(find_comfyui())
     import comfy.sd
 
-    bridge = pack.nodes.comfy_bridge
+    bridge = pack.nodes.comfy
     model = comfy.sd.load_checkpoint_guess_config(str(full_sd15_checkpoint()), output_vae=False, output_clip=False)[0]
     path = sd15_temporal_module(seed=0, fresh=False)
     load_times, inject_times = [], []

@@ -13,7 +13,7 @@ PACK_MODULE = "zizi_video"
 
 
 def import_pack(comfyui_dir: Path, cpu: bool | None = None) -> ModuleType:
-    """Returns the pack module (``pack.nodes.comfy_bridge``, ``pack.zizi_models`` ...).
+    """Returns the pack module (``pack.nodes.comfy``, ``pack.zizi_models`` ...).
 
     cpu: run ComfyUI on the CPU (``main.py --cpu``); default: when torch sees no usable GPU.
     """

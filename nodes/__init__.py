@@ -4,15 +4,15 @@ from __future__ import annotations
 
 from . import (
     checkpoint_nodes,
-    comfy_bridge,
     loop_controller,
     pose_nodes,
     temporal_nodes,
     video_nodes,
     window_samplers,
 )
+from .comfy import folders
 
-comfy_bridge.register_model_folders()
+folders.register_model_folders()
 
 NODE_CLASS_MAPPINGS: dict[str, type] = {}
 NODE_DISPLAY_NAME_MAPPINGS: dict[str, str] = {}

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import time
 
-from . import comfy_bridge
+from .comfy import folders, small_models
 
 log = logging.getLogger(__name__)
 
@@ -32,7 +32,7 @@ class ZiziCheckpointLoader:
     def INPUT_TYPES(cls) -> dict:
         return {
             "required": {
-                "ckpt_name": (comfy_bridge.list_model_files(comfy_bridge.ZIZI_CHECKPOINT_FOLDER), {
+                "ckpt_name": (folders.list_model_files(folders.ZIZI_CHECKPOINT_FOLDER), {
                     "tooltip": "A Zizi small-model .safetensors file (models/zizi_checkpoints or the pack's weights/)."}),
             }
         }
@@ -40,16 +40,16 @@ class ZiziCheckpointLoader:
     @classmethod
     def VALIDATE_INPUTS(cls, ckpt_name: str) -> bool | str:
         try:
-            comfy_bridge.resolve_model_file(comfy_bridge.ZIZI_CHECKPOINT_FOLDER, ckpt_name, "ckpt_name")
+            folders.resolve_model_file(folders.ZIZI_CHECKPOINT_FOLDER, ckpt_name, "ckpt_name")
         except FileNotFoundError as e:
             return str(e)
         return True
 
     def load(self, ckpt_name: str):
-        path = comfy_bridge.resolve_model_file(comfy_bridge.ZIZI_CHECKPOINT_FOLDER, ckpt_name, "ckpt_name")
+        path = folders.resolve_model_file(folders.ZIZI_CHECKPOINT_FOLDER, ckpt_name, "ckpt_name")
         started = time.perf_counter()
         try:
-            model, clip, vae = comfy_bridge.sd15_family_from_checkpoint(path)
+            model, clip, vae = small_models.sd15_family_from_checkpoint(path)
         except ValueError as e:
             raise ValueError(f"ckpt_name: {e}") from None
         except RuntimeError as e:  # torch's load_state_dict: tensors that do not fit the metadata's architecture

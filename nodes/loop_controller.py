@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import math
 import time
 
 import torch
@@ -11,43 +10,22 @@ import torch
 from ..zizi_models.autoregressive import LatentStore, run_plan
 from ..zizi_models.planner import format_plan, plan_video
 from ..zizi_models.video_io import VideoWriter
-from . import comfy_bridge
-from .video_nodes import resize_and_crop
+from .comfy import folders, runtime, sampling
+from .comfy import vae as comfy_vae
 from .window_sampling import (
+    LATENT_CHANNELS,
     POSE_INPUT,
+    SNR_OFF,
     WindowSampler,
     check_control_hints,
+    check_inputs,
+    hint_latent,
     pose_images_for,
     require_temporal_model,
+    snr_value,
 )
 
 log = logging.getLogger(__name__)
-
-SNR_OFF = 10000.0  # the snr widget's maximum: known frames are fed exactly, with no augmentation
-LATENT_CHANNELS = 4
-
-
-def snr_value(snr: float) -> float:
-    return math.inf if snr >= SNR_OFF else snr
-
-
-def check_inputs(width: int | None, height: int | None, total_frames: int | None, window: int | None) -> str | None:
-    """The first problem with the video size or length, as a one-line message naming the input."""
-    for name, value in (("width", width), ("height", height)):
-        if value is not None and value % 8:
-            return f"{name}: {value} is not a multiple of 8 (the VAE downsamples by 8); use {value - value % 8} or {value - value % 8 + 8}"
-    if total_frames is not None and window is not None and total_frames < window:
-        return f"total_frames: {total_frames} is smaller than window ({window}); lower the window or use more frames"
-    return None
-
-
-def hint_latent(vae, image: torch.Tensor, width: int, height: int) -> torch.Tensor:
-    """First hint frame: the first image of the batch, cover-resized and centre-cropped to the video size."""
-    frame = image[:1, ..., :3]
-    if frame.shape[1:3] != (height, width):
-        frame = torch.from_numpy(resize_and_crop(frame.cpu().numpy(), width, height))
-    return comfy_bridge.vae_encode(vae, frame)
-
 
 class ZiziLoopController:
     """Starter window, then extrapolation at `stride` from the last frames plus the first-frame anchor,
@@ -80,8 +58,8 @@ class ZiziLoopController:
                 "seed": ("INT", {"default": 0, "min": 0, "max": 0xFFFFFFFFFFFFFFFF, "control_after_generate": True}),
                 "steps": ("INT", {"default": 20, "min": 1, "max": 10000}),
                 "cfg": ("FLOAT", {"default": 7.0, "min": 0.0, "max": 100.0, "step": 0.1}),
-                "sampler_name": (comfy_bridge.sampler_names(),),
-                "scheduler": (comfy_bridge.scheduler_names(),),
+                "sampler_name": (sampling.sampler_names(),),
+                "scheduler": (sampling.scheduler_names(),),
             },
             "optional": {
                 "hint_image": ("IMAGE", {"tooltip": "The first frame (never augmented). Resized to cover width x height, centre-cropped."}),
@@ -116,22 +94,22 @@ class ZiziLoopController:
                                 hint=hint_image is not None, interpolate=interpolate)
         plan_text = format_plan(steps_plan)
         log.info("Zizi loop plan (%d steps):\n%s", len(steps_plan), plan_text)
-        scale = comfy_bridge.vae_downscale(vae)
+        scale = comfy_vae.vae_downscale(vae)
         store = LatentStore(total_frames, LATENT_CHANNELS, height // scale, width // scale)
         pose = pose_images_for(pose_images, temporal, total_frames, height // scale, width // scale)
         if hint_image is not None:
             store.put([0], hint_latent(vae, hint_image, width, height))
         generated = sum(len(s.generate) for s in steps_plan)
-        progress = comfy_bridge.progress_bar(generated)
+        progress = runtime.progress_bar(generated)
         images: list[torch.Tensor] = []
         writer = None
         if stream_prefix:
-            folder, stem, counter, _ = comfy_bridge.save_path(stream_prefix, width, height)
+            folder, stem, counter, _ = folders.save_path(stream_prefix, width, height)
             writer = VideoWriter(folder / f"{stem}_{counter:05}_.mp4", fps=stream_fps)
         pending: list[int] = []
 
         def decode(frames: list[int]) -> None:
-            decoded = comfy_bridge.vae_decode(vae, store.latents[frames])
+            decoded = comfy_vae.vae_decode(vae, store.latents[frames])
             images.append(decoded)
             if writer is not None:
                 writer.write(decoded.numpy())
@@ -147,7 +125,7 @@ class ZiziLoopController:
             sampler = WindowSampler(model, positive, negative, steps, cfg, sampler_name, scheduler, progress=progress,
                                     pose=pose)
             run_plan(steps_plan, store, sampler, snr_value(snr), seed, to_model_space=sampler.to_model_space,
-                     on_frames_final=on_final, check_interrupt=comfy_bridge.throw_if_interrupted)
+                     on_frames_final=on_final, check_interrupt=runtime.throw_if_interrupted)
             if pending:
                 decode(pending)
         finally:

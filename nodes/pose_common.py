@@ -16,7 +16,7 @@ from ..zizi_models.pose import (
     render_frame,
 )
 from ..zizi_models.pose.skeleton import FACE_SLICE, HAND_LEFT_SLICE, HAND_RIGHT_SLICE
-from . import comfy_bridge
+from .comfy import runtime
 
 SMOOTH_METHODS = ("one_euro", "savgol", "none")
 
@@ -78,10 +78,10 @@ def render_size(frames: PoseKeypoint, width: int, height: int) -> tuple[int, int
 
 def render_batch(frames: PoseKeypoint, width: int, height: int, progress: bool = True, **options: Any) -> torch.Tensor:
     """Render every frame to an IMAGE ``[F, height, width, 3]``, checking for interrupt between frames."""
-    bar = comfy_bridge.progress_bar(len(frames)) if progress else None
+    bar = runtime.progress_bar(len(frames)) if progress else None
     out = torch.empty((len(frames), height, width, 3), dtype=torch.float32)
     for t, frame in enumerate(frames):
-        comfy_bridge.throw_if_interrupted()
+        runtime.throw_if_interrupted()
         out[t] = torch.from_numpy(render_frame(frame, width, height, **options)).float().div_(255.0)
         if bar is not None:
             bar.update_absolute(t + 1)

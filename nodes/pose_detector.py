@@ -2,7 +2,7 @@
 
 ``DETECTORS`` holds at most one live detector (a ``zizi_models.pose`` backend). A run with the
 same settings reuses it; other settings close it and build a new one. It is registered with
-ComfyUI's model management (``comfy_bridge.external_model_handle``), so when ComfyUI unloads
+ComfyUI's model management (``external_models.external_model_handle``), so when ComfyUI unloads
 models (``POST /free`` with ``unload_models`` or ``free_memory``, or ``free_memory`` making room
 for another model) the detector is closed and dropped; the next run builds it again.
 """
@@ -15,7 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from ..zizi_models.pose import MissingWeightsError, PoseBackend, make_backend
-from . import comfy_bridge
+from .comfy import external_models
 
 log = logging.getLogger(__name__)
 
@@ -100,13 +100,13 @@ class DetectorCache:
         """
         with self._lock:
             if self._handle is None:
-                self._handle = comfy_bridge.external_model_handle("zizi pose detector", self._on_unloaded)
+                self._handle = external_models.external_model_handle("zizi pose detector", self._on_unloaded)
             if self._backend is None or self._settings != settings:
                 self.release("settings changed")
                 backend = self._build(settings)
                 self._settings, self._backend = settings, backend
                 log.info("pose detector %s created (%s)", settings.backend, settings.describe())
-            comfy_bridge.external_model_in_use(self._handle)
+            external_models.external_model_in_use(self._handle)
             return self._backend
 
     def release(self, reason: str) -> bool:

@@ -26,7 +26,7 @@ from ..zizi_models.pose import (
     save_pose_json,
     smooth_pose_keypoint,
 )
-from . import comfy_bridge
+from .comfy import folders, runtime
 from .pose_common import (
     SMOOTH_METHODS,
     file_digest,
@@ -96,19 +96,19 @@ class ZiziPoseExtract:
             include_hands=bool(include_hands),
             include_face=bool(include_face),
             video=mode == "video",
-            device=comfy_bridge.torch_device(),
+            device=runtime.torch_device(),
             weight_dirs=() if backend == "mediapipe" else tuple(
-                str(p) for p in comfy_bridge.model_folder_paths(comfy_bridge.POSE_MODEL_FOLDER)
+                str(p) for p in folders.model_folder_paths(folders.POSE_MODEL_FOLDER)
             ),
         )
-        comfy_bridge.throw_if_interrupted()
+        runtime.throw_if_interrupted()
         try:
             detector = DETECTORS.acquire(settings)
         except (MissingWeightsError, ImportError) as err:
             raise type(err)(f"backend {backend!r}: {err}") from err
 
         count = images.shape[0]
-        progress = comfy_bridge.progress_bar(count)
+        progress = runtime.progress_bar(count)
 
         interrupted = False
 
@@ -116,7 +116,7 @@ class ZiziPoseExtract:
             nonlocal interrupted
             try:  # ComfyUI's progress hook raises the interrupt too
                 progress.update_absolute(done + 1)
-                comfy_bridge.throw_if_interrupted()  # Cancel / POST /interrupt stops between frames
+                runtime.throw_if_interrupted()  # Cancel / POST /interrupt stops between frames
             except BaseException:
                 interrupted = True
                 raise
@@ -312,7 +312,7 @@ class ZiziPoseSave:
         frames = read_pose_input(pose_keypoint, "pose_keypoint")
         if format not in SAVE_FORMATS:
             raise ValueError(f"format: expected one of {list(SAVE_FORMATS)}, got {format!r}")
-        folder, stem, counter, subfolder = comfy_bridge.save_path(
+        folder, stem, counter, subfolder = folders.save_path(
             filename_prefix, int(frames[0]["canvas_width"]), int(frames[0]["canvas_height"])
         )
         filename = f"{stem}_{counter:05}_.json"
@@ -344,7 +344,7 @@ class ZiziPoseLoad:
     def INPUT_TYPES(cls) -> dict:
         return {
             "required": {
-                "pose_json": (comfy_bridge.list_input_files_with_suffix({".json"}), {"tooltip":
+                "pose_json": (folders.list_input_files_with_suffix({".json"}), {"tooltip":
                               "A .json file in ComfyUI's input folder."}),
                 "units": (list(UNITS), {"default": "auto", "tooltip":
                           "auto: detect; pixels / normalized: force (normalized is multiplied by the canvas size)."}),
@@ -353,20 +353,20 @@ class ZiziPoseLoad:
 
     @classmethod
     def IS_CHANGED(cls, pose_json: str, **_: object) -> str:
-        return file_digest(comfy_bridge.resolve_input_file(pose_json, "pose_json"))
+        return file_digest(folders.resolve_input_file(pose_json, "pose_json"))
 
     @classmethod
     def VALIDATE_INPUTS(cls, pose_json: str | None = None) -> bool | str:
         if pose_json is None:  # linked: checked when it runs
             return True
         try:
-            comfy_bridge.resolve_input_file(pose_json, "pose_json")
+            folders.resolve_input_file(pose_json, "pose_json")
         except (FileNotFoundError, ValueError) as err:
             return str(err)
         return True
 
     def load(self, pose_json: str, units: str) -> tuple[PoseKeypoint, int]:
-        path = comfy_bridge.resolve_input_file(pose_json, "pose_json")
+        path = folders.resolve_input_file(pose_json, "pose_json")
         if units not in UNITS:
             raise ValueError(f"units: expected one of {list(UNITS)}, got {units!r}")
         try:

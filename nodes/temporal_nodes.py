@@ -6,7 +6,7 @@ import logging
 import time
 
 from ..zizi_models.temporal import load_temporal_model
-from . import comfy_bridge
+from .comfy import folders, temporal_injection
 
 log = logging.getLogger(__name__)
 
@@ -15,17 +15,17 @@ ANIMATEDIFF_PREFIX = "animatediff_models/"
 
 def temporal_module_choices() -> list[str]:
     """Files of models/zizi, then AnimateDiff motion modules of models/animatediff_models (prefixed)."""
-    zizi = comfy_bridge.list_model_files(comfy_bridge.ZIZI_MODEL_FOLDER)
-    animatediff = comfy_bridge.list_model_files(comfy_bridge.ANIMATEDIFF_MODEL_FOLDER)
+    zizi = folders.list_model_files(folders.ZIZI_MODEL_FOLDER)
+    animatediff = folders.list_model_files(folders.ANIMATEDIFF_MODEL_FOLDER)
     return list(zizi) + [ANIMATEDIFF_PREFIX + name for name in animatediff]
 
 
 def resolve_temporal_module(name: str):
     if name.startswith(ANIMATEDIFF_PREFIX):
-        return comfy_bridge.resolve_model_file(
-            comfy_bridge.ANIMATEDIFF_MODEL_FOLDER, name[len(ANIMATEDIFF_PREFIX):], "temporal_module"
+        return folders.resolve_model_file(
+            folders.ANIMATEDIFF_MODEL_FOLDER, name[len(ANIMATEDIFF_PREFIX):], "temporal_module"
         )
-    return comfy_bridge.resolve_model_file(comfy_bridge.ZIZI_MODEL_FOLDER, name, "temporal_module")
+    return folders.resolve_model_file(folders.ZIZI_MODEL_FOLDER, name, "temporal_module")
 
 
 class ZiziTemporalModelLoader:
@@ -67,7 +67,7 @@ class ZiziTemporalModelLoader:
         except ValueError as e:
             raise ValueError(f"temporal_module: {e}") from None
         try:
-            inflated = comfy_bridge.inject_temporal_model(model, temporal)
+            inflated = temporal_injection.inject_temporal_model(model, temporal)
         except ValueError as e:
             raise ValueError(f"model: {e}") from None
         log.info("loaded temporal module %s (channels %s, max positions %d) in %.2f s", path.name,

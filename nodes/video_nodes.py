@@ -5,30 +5,14 @@ from __future__ import annotations
 import hashlib
 import logging
 
-import numpy as np
 import torch
 
-from ..zizi_models.video_io import VIDEO_FORMATS, VideoWriter, probe_video, read_video
-from . import comfy_bridge
+from ..zizi_models.video_io import VIDEO_FORMATS, VideoWriter, probe_video, read_video, resize_and_crop
+from .comfy import folders, runtime
 
 log = logging.getLogger(__name__)
 
 SAVE_CHUNK_FRAMES = 16
-
-
-def resize_and_crop(frames: np.ndarray, width: int, height: int) -> np.ndarray:
-    """Scale ``[F, H, W, 3]`` frames to cover ``width x height`` and centre-crop to exactly that size."""
-    import cv2
-
-    _, src_h, src_w, _ = frames.shape
-    scale = max(width / src_w, height / src_h)
-    new_w, new_h = max(width, round(src_w * scale)), max(height, round(src_h * scale))
-    interpolation = cv2.INTER_AREA if scale < 1 else cv2.INTER_CUBIC
-    top, left = (new_h - height) // 2, (new_w - width) // 2
-    out = np.empty((len(frames), height, width, 3), dtype=frames.dtype)
-    for i, frame in enumerate(frames):
-        out[i] = cv2.resize(frame, (new_w, new_h), interpolation=interpolation)[top : top + height, left : left + width]
-    return out
 
 
 class ZiziLoadVideo:
@@ -44,7 +28,7 @@ class ZiziLoadVideo:
     def INPUT_TYPES(cls) -> dict:
         return {
             "required": {
-                "video": (comfy_bridge.list_input_files("video"), {"video_upload": True}),
+                "video": (folders.list_input_files("video"), {"video_upload": True}),
                 "fps": ("FLOAT", {"default": 0.0, "min": 0.0, "max": 240.0, "step": 0.5,
                                   "tooltip": "Resample to this frame rate (nearest frame). 0 keeps the source rate."}),
                 "start_seconds": ("FLOAT", {"default": 0.0, "min": 0.0, "max": 1e6, "step": 0.1}),
@@ -56,7 +40,7 @@ class ZiziLoadVideo:
 
     @classmethod
     def IS_CHANGED(cls, video: str, **_: object) -> str:
-        path = comfy_bridge.resolve_input_file(video, "video")
+        path = folders.resolve_input_file(video, "video")
         digest = hashlib.sha256()
         with open(path, "rb") as f:
             for block in iter(lambda: f.read(1 << 20), b""):
@@ -66,7 +50,7 @@ class ZiziLoadVideo:
     @classmethod
     def VALIDATE_INPUTS(cls, video: str, width: int = 0, height: int = 0, **_: object) -> bool | str:
         try:
-            comfy_bridge.resolve_input_file(video, "video")
+            folders.resolve_input_file(video, "video")
         except (FileNotFoundError, ValueError) as e:
             return str(e)
         if (width == 0) != (height == 0):
@@ -74,7 +58,7 @@ class ZiziLoadVideo:
         return True
 
     def load(self, video: str, fps: float, start_seconds: float, max_frames: int, width: int, height: int):
-        path = comfy_bridge.resolve_input_file(video, "video")
+        path = folders.resolve_input_file(video, "video")
         try:
             frames, out_fps = read_video(
                 path, target_fps=fps or None, start_s=start_seconds, max_frames=max_frames or None
@@ -112,13 +96,13 @@ class ZiziSaveVideo:
         if images.ndim != 4 or images.shape[-1] != 3:
             raise ValueError(f"images: expected an IMAGE batch [frames, height, width, 3], got {tuple(images.shape)}")
         frame_count, height, width, _ = images.shape
-        folder, stem, counter, subfolder = comfy_bridge.save_path(filename_prefix, width, height)
+        folder, stem, counter, subfolder = folders.save_path(filename_prefix, width, height)
         filename = f"{stem}_{counter:05}_.{format}"  # trailing "_" lets ComfyUI count up
-        progress = comfy_bridge.progress_bar(frame_count)
+        progress = runtime.progress_bar(frame_count)
         writer = VideoWriter(folder / filename, fps, format)
         try:
             for start in range(0, frame_count, SAVE_CHUNK_FRAMES):
-                comfy_bridge.throw_if_interrupted()
+                runtime.throw_if_interrupted()
                 chunk = images[start : start + SAVE_CHUNK_FRAMES].cpu().numpy()
                 writer.write(chunk)
                 progress.update(len(chunk))

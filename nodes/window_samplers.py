@@ -8,14 +8,19 @@ from __future__ import annotations
 
 from ..zizi_models.autoregressive import LatentStore, run_plan
 from ..zizi_models.planner import PlanStep, window_positions
-from . import comfy_bridge
-from .loop_controller import LATENT_CHANNELS, SNR_OFF, check_inputs, hint_latent, snr_value
+from .comfy import runtime, sampling
+from .comfy import vae as comfy_vae
 from .window_sampling import (
+    LATENT_CHANNELS,
     POSE_INPUT,
+    SNR_OFF,
     WindowSampler,
     check_control_hints,
+    check_inputs,
+    hint_latent,
     pose_images_for,
     require_temporal_model,
+    snr_value,
 )
 
 FRAMES_KEY = "zizi_frames"
@@ -38,8 +43,8 @@ def sampling_inputs(extra: dict | None = None) -> dict:
         "seed": ("INT", {"default": 0, "min": 0, "max": 0xFFFFFFFFFFFFFFFF, "control_after_generate": True}),
         "steps": ("INT", {"default": 20, "min": 1, "max": 10000}),
         "cfg": ("FLOAT", {"default": 7.0, "min": 0.0, "max": 100.0, "step": 0.1}),
-        "sampler_name": (comfy_bridge.sampler_names(),),
-        "scheduler": (comfy_bridge.scheduler_names(),),
+        "sampler_name": (sampling.sampler_names(),),
+        "scheduler": (sampling.scheduler_names(),),
         "denoise": ("FLOAT", {"default": 1.0, "min": 0.0, "max": 1.0, "step": 0.01}),
     }
     return required
@@ -55,10 +60,10 @@ def run_steps(model, positive, negative, store: LatentStore, steps_plan: list[Pl
     total, _, latent_h, latent_w = store.latents.shape
     check_control_hints(positive, negative, total)
     pose = pose_images_for(pose_images, temporal, total, latent_h, latent_w)
-    progress = comfy_bridge.progress_bar(sum(len(s.generate) for s in steps_plan))
+    progress = runtime.progress_bar(sum(len(s.generate) for s in steps_plan))
     sampler = WindowSampler(model, positive, negative, steps, cfg, sampler_name, scheduler, denoise, progress, pose)
     run_plan(steps_plan, store, sampler, snr_value(snr), seed, to_model_space=sampler.to_model_space,
-             check_interrupt=comfy_bridge.throw_if_interrupted)
+             check_interrupt=runtime.throw_if_interrupted)
 
 
 def step(kind: str, known: list[int], generate: list[int], max_positions: int) -> PlanStep:
@@ -95,7 +100,7 @@ class ZiziStarterSampler:
         if problem:
             raise ValueError(problem)
         temporal = require_temporal_model(model)
-        scale = comfy_bridge.vae_downscale(vae) if vae is not None else 8
+        scale = comfy_vae.vae_downscale(vae) if vae is not None else 8
         store = LatentStore(frames, LATENT_CHANNELS, height // scale, width // scale)
         known: list[int] = []
         if first_latent is not None:

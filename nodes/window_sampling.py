@@ -4,15 +4,43 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import math
 
 import torch
 from einops import rearrange
 
 from ..zizi_models.autoregressive import WindowRequest
-from . import comfy_bridge
-from .video_nodes import resize_and_crop
+from ..zizi_models.video_io import resize_and_crop
+from .comfy import conditioning, sampling, temporal_injection
+from .comfy import vae as comfy_vae
 
 log = logging.getLogger(__name__)
+
+SNR_OFF = 10000.0  # the snr widget's maximum: known frames are fed exactly, with no augmentation
+LATENT_CHANNELS = 4
+
+
+def snr_value(snr: float) -> float:
+    return math.inf if snr >= SNR_OFF else snr
+
+
+def check_inputs(width: int | None, height: int | None, total_frames: int | None, window: int | None) -> str | None:
+    """The first problem with the video size or length, as a one-line message naming the input."""
+    for name, value in (("width", width), ("height", height)):
+        if value is not None and value % 8:
+            return f"{name}: {value} is not a multiple of 8 (the VAE downsamples by 8); use {value - value % 8} or {value - value % 8 + 8}"
+    if total_frames is not None and window is not None and total_frames < window:
+        return f"total_frames: {total_frames} is smaller than window ({window}); lower the window or use more frames"
+    return None
+
+
+def hint_latent(vae, image: torch.Tensor, width: int, height: int) -> torch.Tensor:
+    """First hint frame: the first image of the batch, cover-resized and centre-cropped to the video size."""
+    frame = image[:1, ..., :3]
+    if frame.shape[1:3] != (height, width):
+        frame = torch.from_numpy(resize_and_crop(frame.cpu().numpy(), width, height))
+    return comfy_vae.vae_encode(vae, frame)
+
 
 POSE_INPUT = ("IMAGE", {"tooltip": "Rendered pose images, one per video frame (or one for all), for a temporal module "
                                    "with a pose encoder (e.g. the shipped puppet model). Resized to cover the video "
@@ -21,15 +49,15 @@ POSE_INPUT = ("IMAGE", {"tooltip": "Rendered pose images, one per video frame (o
 
 def check_control_hints(positive: list, negative: list, frames_needed: int) -> None:
     """Fail before any sampling when a ControlNet hint batch cannot cover the video (nothing is lost)."""
-    for name, conditioning in (("positive", positive), ("negative", negative)):
-        for count in comfy_bridge.control_hint_counts(conditioning):
+    for name, cond in (("positive", positive), ("negative", negative)):
+        for count in conditioning.control_hint_counts(cond):
             if count != 1 and count < frames_needed:
                 raise ValueError(f"{name}: a ControlNet has {count} hint images but the video needs {frames_needed}; "
                                  "give one control image per video frame (or a single image for all frames)")
 
 
 def require_temporal_model(model):
-    temporal = comfy_bridge.temporal_model_of(model)
+    temporal = temporal_injection.temporal_model_of(model)
     if temporal is None:
         raise ValueError("model: this MODEL has no temporal layers; connect it through ZiziTemporalModelLoader first")
     return temporal
@@ -89,14 +117,14 @@ class WindowSampler:
         window = request.window
         if self.pose is not None:
             window = dataclasses.replace(window, pose=self.pose(frames))
-        out = comfy_bridge.sample_window(
+        out = sampling.sample_window(
             self.model, window, request.latents, request.generate,
-            comfy_bridge.slice_conditioning(self.positive, frames, "positive"),
-            comfy_bridge.slice_conditioning(self.negative, frames, "negative"),
+            conditioning.slice_conditioning(self.positive, frames, "positive"),
+            conditioning.slice_conditioning(self.negative, frames, "negative"),
             request.seed, steps, cfg, sampler_name, scheduler, denoise)
         if self.progress is not None:
             self.progress.update(int(request.generate.sum()))
         return out
 
     def to_model_space(self, latents: torch.Tensor) -> torch.Tensor:
-        return comfy_bridge.latent_to_model_space(self.model, latents)
+        return sampling.latent_to_model_space(self.model, latents)

@@ -40,7 +40,7 @@ def comfyui_dir() -> Path:
 @pytest.fixture(scope="session")
 def comfy_pack(comfyui_dir: Path):
     """ComfyUI imported into the test process, and this pack imported as the package ``zizi_video``
-    the way ComfyUI imports custom nodes (``zizi_video.nodes.comfy_bridge`` etc.)."""
+    the way ComfyUI imports custom nodes (``zizi_video.nodes.comfy`` etc.)."""
     return import_pack(comfyui_dir)
 
 
@@ -60,7 +60,7 @@ def comfy_server(comfyui_dir: Path, sd15_checkpoint_path: Path, tmp_path_factory
     """One real ComfyUI server for the whole session, with the pack linked into custom_nodes and the
     random SD1.5 checkpoint in its (temporary) checkpoints folder."""
     base = tmp_path_factory.mktemp("comfyui-base")
-    server = ComfyServer(comfyui_dir, base)
+    server = ComfyServer(comfyui_dir, base, extra_args=("--preview-method", "latent2rgb"))  # previews on the websocket
     server.prepare()
     (server.models_dir / "checkpoints" / SD15_CHECKPOINT_NAME).symlink_to(sd15_checkpoint_path)
     server.start()

@@ -183,6 +183,21 @@ class VideoWriter:
         self.close()
 
 
+def resize_and_crop(frames: np.ndarray, width: int, height: int) -> np.ndarray:
+    """Scale ``[F, H, W, 3]`` frames to cover ``width x height`` and centre-crop to exactly that size."""
+    import cv2
+
+    _, src_h, src_w, _ = frames.shape
+    scale = max(width / src_w, height / src_h)
+    new_w, new_h = max(width, round(src_w * scale)), max(height, round(src_h * scale))
+    interpolation = cv2.INTER_AREA if scale < 1 else cv2.INTER_CUBIC
+    top, left = (new_h - height) // 2, (new_w - width) // 2
+    out = np.empty((len(frames), height, width, 3), dtype=frames.dtype)
+    for i, frame in enumerate(frames):
+        out[i] = cv2.resize(frame, (new_w, new_h), interpolation=interpolation)[top : top + height, left : left + width]
+    return out
+
+
 def write_video(path: str | Path, frames: np.ndarray, fps: float, video_format: str | None = None) -> Path:
     """Encode a whole ``[F, H, W, 3]`` batch (float 0..1 or uint8) into ``path``."""
     with VideoWriter(path, fps, video_format) as writer:

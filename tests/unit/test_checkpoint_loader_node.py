@@ -64,7 +64,7 @@ def folder(comfy_pack, tmp_path_factory):
 def loaded(request, folder, comfy_pack):
     """(ComfyUI MODEL, CLIP, VAE in fp32) and (diffusers unet, vae, transformers text encoder) of one file."""
     path = folder / f"{request.param}.safetensors"
-    comfy_parts = comfy_pack.nodes.comfy_bridge.sd15_family_from_checkpoint(path, dtype=torch.float32)
+    comfy_parts = comfy_pack.nodes.comfy.sd15_family_from_checkpoint(path, dtype=torch.float32)
     return request.param, comfy_parts, load_base_diffusers(path)[:3]
 
 
@@ -150,7 +150,7 @@ def test_node_loads_with_comfyui_dtypes_and_outputs_work(folder, comfy_pack) -> 
     assert vae.downscale_ratio == 4 and vae.decode(torch.zeros(1, 4, 3, 3)).shape == (1, 12, 12, 3)
     # the pack's decode keeps no autograd graph when called outside ComfyUI's inference mode: a long loop
     # run from a script used to hold every decoded chunk's graph (memory grew with the video length)
-    bridge = comfy_pack.nodes.comfy_bridge
+    bridge = comfy_pack.nodes.comfy
     assert torch.is_grad_enabled()
     assert bridge.vae_decode(vae, torch.zeros(1, 4, 3, 3)).grad_fn is None
     assert bridge.vae_encode(vae, torch.rand(1, 12, 12, 3)).grad_fn is None
@@ -166,7 +166,7 @@ def test_node_loads_with_comfyui_dtypes_and_outputs_work(folder, comfy_pack) -> 
 def test_model_folder_includes_the_packs_weights(folder, comfy_pack) -> None:
     import folder_paths
 
-    bridge = comfy_pack.nodes.comfy_bridge
+    bridge = comfy_pack.nodes.comfy
     paths = folder_paths.get_folder_paths("zizi_checkpoints")
     weights = bridge.PACK_MODEL_PATHS["zizi_checkpoints"][0]
     assert Path(weights) == Path(__file__).resolve().parents[2] / "weights"  # the pack's own weights/ folder

@@ -35,7 +35,7 @@ def models(comfy_pack):
     torch.manual_seed(0)
     unet = build_unet(TINY_UNET_CONFIG, seed=3).float()
     temporal = randomized_temporal(unet, seed=4)
-    bridge = comfy_pack.nodes.comfy_bridge
+    bridge = comfy_pack.nodes.comfy
     pack_temporal = comfy_pack.zizi_models.temporal
     ldm = to_ldm(unet.state_dict(), {}, {}, TINY_UNET_CONFIG, TINY_VAE_CONFIG)
     base = bridge.sd15_model_from_state_dict(ldm, dtype=torch.float32)
@@ -114,7 +114,7 @@ def test_plain_frame_batch_is_one_clip_and_base_model_is_untouched(models) -> No
 
 
 def test_fresh_temporal_module_is_identity_in_comfyui(comfy_pack) -> None:
-    bridge = comfy_pack.nodes.comfy_bridge
+    bridge = comfy_pack.nodes.comfy
     pack_temporal = comfy_pack.zizi_models.temporal
     unet = build_unet(TINY_UNET_CONFIG, seed=7).float()
     base = bridge.sd15_model_from_state_dict(to_ldm(unet.state_dict(), {}, {}, TINY_UNET_CONFIG, TINY_VAE_CONFIG), dtype=torch.float32)

@@ -18,7 +18,7 @@ def setup(comfy_pack, tmp_path_factory):
 
     folder = tmp_path_factory.mktemp("zizi-models")
     folder_paths.add_model_folder_path("zizi", str(folder))
-    bridge = comfy_pack.nodes.comfy_bridge
+    bridge = comfy_pack.nodes.comfy
     unet = build_unet(TINY_UNET_CONFIG, seed=1).float()
     base = bridge.sd15_model_from_state_dict(to_ldm(unet.state_dict(), {}, {}, TINY_UNET_CONFIG, TINY_VAE_CONFIG),
                                              dtype=torch.float32)

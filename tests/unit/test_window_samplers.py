@@ -15,7 +15,7 @@ LATENT = 16  # 128x128 frames
 
 @pytest.fixture(scope="module")
 def setup(comfy_pack):
-    bridge = comfy_pack.nodes.comfy_bridge
+    bridge = comfy_pack.nodes.comfy
     pack_temporal = comfy_pack.zizi_models.temporal
     unet = build_unet(TINY_UNET_CONFIG, seed=5).float()
     base = bridge.sd15_model_from_state_dict(to_ldm(unet.state_dict(), {}, {}, TINY_UNET_CONFIG, TINY_VAE_CONFIG), dtype=torch.float32)
@@ -92,7 +92,7 @@ def test_plain_model_bad_indices_and_short_control_batches_are_refused(setup, co
     with_control = [[pos[0][0], {"control": control}]]
     with pytest.raises(ValueError, match="positive: a ControlNet has 12 hint images but the video needs 19"):
         extrapolate(nodes, model, with_control, neg, known_video(), snr=0.66)
-    bridge = comfy_pack.nodes.comfy_bridge
+    bridge = comfy_pack.nodes.comfy
     sliced = bridge.slice_conditioning(with_control, [0, 5, 11], "positive")
     assert torch.equal(sliced[0][1]["control"].cond_hint_original, control.cond_hint_original[[0, 5, 11]])
     assert with_control[0][1]["control"].cond_hint_original.shape[0] == 12  # the input conditioning is untouched
@@ -104,7 +104,7 @@ def test_plain_model_bad_indices_and_short_control_batches_are_refused(setup, co
 
 def test_pose_images_reach_a_pose_encoder_and_are_checked(setup, comfy_pack) -> None:
     nodes, model, base, pos, neg = setup
-    bridge = comfy_pack.nodes.comfy_bridge
+    bridge = comfy_pack.nodes.comfy
     pack_temporal = comfy_pack.zizi_models.temporal
     config = pack_temporal.TemporalModelConfig.from_dict(
         {**bridge.temporal_model_of(model).config.to_dict(), "pose_channels": 3, "pose_downscale": 8})

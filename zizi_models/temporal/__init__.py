@@ -7,7 +7,7 @@ Data flow for one denoising call over a window of F frames of B videos:
     aug level [B, F] = 1 / (1 + snr)              (0 = clean anchor)
         |
         v  flatten frames into the batch: [(B F), ...]; FrameContext(positions) for the temporal layers
-    2D UNet, unchanged, with temporal parts inserted (video_unet.py for diffusers, nodes/comfy_bridge.py
+    2D UNet, unchanged, with temporal parts inserted (video_unet.py for diffusers, nodes/comfy/
     for ComfyUI):
         time embedding      += aug_embedding(level)                       zero at init
         conv_in(x)          += conv_in_extra(cat(mask, mask * known))     zero at init

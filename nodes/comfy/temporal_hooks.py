@@ -1,4 +1,4 @@
-"""What ComfyUI's patches call when a temporal module runs inside its UNet (``comfy_bridge`` installs them).
+"""What ComfyUI's patches call when a temporal module runs inside its UNet (``nodes/comfy`` installs them).
 
 Pure PyTorch, no ComfyUI import: ``InjectedTemporalLayer`` is the placeholder injected into the UNet blocks,
 ``run_injected`` the forward_timestep_embed patch that runs it, ``frame_call_wrapper`` the DIFFUSION_MODEL
@@ -10,7 +10,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ..zizi_models.temporal import (
+from ...zizi_models.temporal import (
     FrameCall,
     WindowInputs,
     ZiziTemporalModel,

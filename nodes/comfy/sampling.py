@@ -1,0 +1,44 @@
+"""One window through ComfyUI's own sampler machinery (any sampler/scheduler, CFG, LoRA, ControlNet)."""
+
+from __future__ import annotations
+
+import comfy.model_patcher
+import comfy.sample
+import comfy.samplers
+import torch
+
+from ...zizi_models.temporal import WindowInputs
+from .temporal_hooks import WINDOW_OPTION
+
+
+def latent_to_model_space(model: comfy.model_patcher.ModelPatcher, latents: torch.Tensor) -> torch.Tensor:
+    """Raw VAE latents (ComfyUI LATENT) -> the UNet's input space (SD1.5: x 0.18215)."""
+    return model.model.process_latent_in(latents)
+
+
+@torch.no_grad()
+def sample_window(model: comfy.model_patcher.ModelPatcher, window: WindowInputs, latents: torch.Tensor,
+                  generate: torch.Tensor, positive: list, negative: list, seed: int, steps: int, cfg: float,
+                  sampler_name: str, scheduler: str, denoise: float = 1.0) -> torch.Tensor:
+    """Denoise one window with ComfyUI's KSampler machinery (any sampler/scheduler, CFG, LoRA, ControlNet).
+
+    latents [F, 4, h, w] raw: the known frames' clean latents, zeros elsewhere; generate [F] bool: the
+    frames to sample. Known frames are held by ComfyUI's noise mask (their noisy input follows their
+    clean latent, as in training) and also reach the temporal layers through ``window``.
+    Returns [F, 4, h, w] raw latents on the intermediate device.
+    """
+    windowed = model.clone()
+    windowed.model_options["transformer_options"][WINDOW_OPTION] = window
+    noise = comfy.sample.prepare_noise(latents, seed)
+    mask = generate.float().reshape(-1, 1, 1, 1).expand(-1, 1, *latents.shape[-2:]).contiguous()
+    return comfy.sample.sample(windowed, noise, steps, cfg, sampler_name, scheduler, positive, negative, latents,
+                               denoise=denoise, noise_mask=None if bool(generate.all()) else mask,
+                               disable_pbar=True, seed=seed)
+
+
+def sampler_names() -> list[str]:
+    return list(comfy.samplers.KSampler.SAMPLERS)
+
+
+def scheduler_names() -> list[str]:
+    return list(comfy.samplers.KSampler.SCHEDULERS)
