@@ -41,6 +41,7 @@ from zizi_models.sd15_configs import (
 )
 
 from .clip_index import ClipIndex, ClipRecord, write_atomic_text, write_shard
+from .clip_tokenizer import write_clip_tokenizer
 from .config import ConfigError, _build, config_from_dict
 from .vae_fit import VAEFitConfig, fit_vae, frames_to_tensor, reconstruction_psnr, set_latent_scale
 
@@ -123,12 +124,6 @@ def make_clips(section: PuppetSection, path: Path) -> dict[str, Any]:
     return data
 
 
-def _tokenizer_files() -> Path:
-    from devtools.random_sd15 import clip_tokenizer_files
-
-    return clip_tokenizer_files()
-
-
 def init_files(section: PuppetSection) -> tuple[Path, Path] | None:
     """(base file, temporal file) of `init_from`, or None; FileNotFoundError names the missing one."""
     if not section.init_from:
@@ -194,11 +189,7 @@ def _write_base_folder(staging: Path, folder: Path, unet, vae, text, origin: dic
     unet.save_pretrained(str(staging / "unet"), safe_serialization=True)
     vae.save_pretrained(str(staging / "vae"), safe_serialization=True)
     text.save_pretrained(str(staging / "text_encoder"), safe_serialization=True)
-    (staging / "tokenizer").mkdir(parents=True)
-    for name in ("vocab.json", "merges.txt", "special_tokens_map.json", "tokenizer_config.json"):
-        source = _tokenizer_files() / name
-        if source.is_file():
-            shutil.copy(source, staging / "tokenizer" / name)
+    write_clip_tokenizer(staging / "tokenizer")
     (staging / "scheduler").mkdir()
     (staging / "scheduler" / "scheduler_config.json").write_text(json.dumps(
         {"_class_name": "DDPMScheduler", **SD15_SCHEDULER_CONFIG}, indent=1))
