@@ -47,7 +47,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from itertools import pairwise
+from itertools import islice, pairwise
 from typing import Literal
 
 __all__ = [
@@ -90,15 +90,15 @@ class PlanStep:
 
 
 def _raw_positions(frames: Sequence[int], anchor: int | None, anchor_gap: int) -> tuple[int, ...]:
-    frames = tuple(int(f) for f in frames)
-    if any(b <= a for a, b in pairwise(frames)):
+    frames = tuple(map(int, frames))
+    if list(frames) != sorted(set(frames)):  # strictly ascending (C-level: this runs for every step)
         raise ValueError(f"window frames must be strictly ascending, got {frames}")
     has_anchor = anchor is not None and anchor in frames
-    rest = [f for f in frames if not (has_anchor and f == anchor)]
+    rest = [f for f in frames if f != anchor] if has_anchor else frames
     if not rest:
-        return tuple(0 for _ in frames)
-    first, offset = rest[0], (anchor_gap if has_anchor else 0)
-    return tuple(0 if has_anchor and f == anchor else f - first + offset for f in frames)
+        return (0,) * len(frames)
+    shift = rest[0] - (anchor_gap if has_anchor else 0)
+    return tuple([0 if has_anchor and f == anchor else f - shift for f in frames])
 
 
 def window_positions(
@@ -148,6 +148,7 @@ class _Planner:
         self.stride = stride if interpolate else 1
         self.anchored, self.hint, self.context, self.gap = anchored, hint, context_frames, anchor_gap
         self.exists: set[int] = set()
+        self.highest = -1  # the highest existing frame: bounds the upward search in `_next_existing`
         self.steps: list[PlanStep] = []
 
     def _step(self, kind: TaskKind, known: set[int], generate: Sequence[int], anchor: int | None) -> None:
@@ -156,12 +157,20 @@ class _Planner:
         positions = window_positions(frames, anchor, self.max_positions, self.gap)
         self.steps.append(PlanStep(kind, known_t, gen_t, anchor, positions))
         self.exists.update(gen_t)
+        self.highest = max(self.highest, *gen_t)
+
+    # Neighbour searches walk from the gap outwards instead of scanning every existing frame, which made
+    # planning quadratic (100,000 frames took 90 s). Frames before an interpolation gap are dense (gaps are
+    # filled left to right) and the next existing frame after it is at most one stride away, so each walk
+    # takes O(stride) steps.
+    def _previous_existing(self, frame: int, skip: set[int]) -> int | None:
+        return next((f for f in range(frame - 1, -1, -1) if f in self.exists and f not in skip), None)
+
+    def _next_existing(self, frame: int) -> int | None:
+        return next((f for f in range(frame + 1, self.highest + 1) if f in self.exists), None)
 
     def _fits(self, frames: Sequence[int], anchor: int | None) -> bool:
-        return (
-            len(frames) <= self.window
-            and max(_raw_positions(sorted(frames), anchor, self.gap)) < self.max_positions
-        )
+        return len(frames) <= self.window and max(_raw_positions(sorted(frames), anchor, self.gap)) < self.max_positions
 
     def starter(self) -> int:
         if self.hint:
@@ -197,7 +206,8 @@ class _Planner:
                 self.gap,
             )
         lowest = 1 if self.anchored else 0
-        context = [f for f in range(last, lowest - 1, -s) if f in self.exists][: min(self.context, n_max - 1)]
+        grid = (f for f in range(last, lowest - 1, -s) if f in self.exists)
+        context = list(islice(grid, min(self.context, n_max - 1)))
         n_gen = min(n_max - len(context), (self.total - 1 - last) // s)
         generate = [last + s * k for k in range(1, n_gen + 1)]
         self._step("extrapolate", set(context) | ({0} if self.anchored else set()), generate, anchor)
@@ -218,9 +228,8 @@ class _Planner:
         while left + 1 < b:
             generate = list(range(left + 1, min(b, left + 1 + capacity)))
             known = base | {left, b}
-            before = [f for f in self.exists if f < left and f not in base]
-            after = [f for f in self.exists if f > b]
-            for extra in ([max(before)] if before else []) + ([min(after)] if after else []):
+            before, after = self._previous_existing(left, base), self._next_existing(b)
+            for extra in [f for f in (before, after) if f is not None]:
                 if self._fits(sorted(known | {extra} | set(generate)), anchor):
                     known.add(extra)
             self._step("interpolate", known, generate, anchor)
@@ -277,14 +286,29 @@ def _hint_of(steps: Sequence[PlanStep]) -> bool:
     return not any(0 in s.generate for s in steps)
 
 
-def format_plan(steps: Sequence[PlanStep]) -> str:
-    """One line per step: index, kind, frames ("!" generated, "*" anchor), positions."""
-    lines = []
-    for i, step in enumerate(steps):
-        marks = [
-            f"{f}{'*' if step.is_anchor(f) else ''}{'!' if f in step.generate else ''}" for f in step.frames
-        ]
-        lines.append(f"{i:>3} {step.kind:<11} {', '.join(marks)}  @ {' '.join(map(str, step.positions))}")
+def _format_step(i: int, step: PlanStep) -> str:
+    marks = [f"{f}{'*' if step.is_anchor(f) else ''}{'!' if f in step.generate else ''}" for f in step.frames]
+    return f"{i:>3} {step.kind:<11} {', '.join(marks)}  @ {' '.join(map(str, step.positions))}"
+
+
+def format_plan(steps: Sequence[PlanStep], max_lines: int | None = None) -> str:
+    """One line per step: index, kind, frames ("!" generated, "*" anchor), positions.
+
+    With ``max_lines`` and a longer plan: a summary instead (steps and frames per stage, then the first
+    and last steps), so a 100,000-frame plan prints a few lines rather than megabytes.
+    """
+    if max_lines is None or len(steps) <= max_lines:
+        return "\n".join(_format_step(i, step) for i, step in enumerate(steps))
+    counts = {kind: [0, 0] for kind in TASK_KINDS}
+    for step in steps:
+        counts[step.kind][0] += 1
+        counts[step.kind][1] += len(step.generate)
+    stages = ", ".join(f"{kind} {n} steps / {frames} frames" for kind, (n, frames) in counts.items() if n)
+    head, tail = max(1, (max_lines - 2) * 2 // 3), max(1, (max_lines - 2) // 3)
+    lines = [f"{len(steps)} steps: {stages}"]
+    lines += [_format_step(i, steps[i]) for i in range(head)]
+    lines.append(f"... {len(steps) - head - tail} steps not shown ...")
+    lines += [_format_step(i, steps[i]) for i in range(len(steps) - tail, len(steps))]
     return "\n".join(lines)
 
 

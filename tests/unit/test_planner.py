@@ -388,3 +388,33 @@ def test_windows_are_full_when_frames_remain(total, window, stride):
     for step in steps[1:]:
         if step.generate[-1] < total - 1:
             assert len(step.frames) == window or len(step.known) - 1 < 3
+
+
+def test_planning_is_linear_in_the_frame_count() -> None:
+    """100,000 frames (the controller's maximum) plan in about a second; the old planner took 90 s
+    (quadratic: every interpolation step scanned every existing frame)."""
+    import time
+
+    def seconds(total: int) -> float:
+        started = time.perf_counter()
+        steps = plan_video(total, window=8, stride=4)
+        assert sum(len(s.generate) for s in steps) == total - 1
+        return time.perf_counter() - started
+
+    small, large = min(seconds(10_000) for _ in range(2)), seconds(100_000)
+    assert large < 5.0  # < 1 s on an idle core; slack for a busy CI machine
+    assert large / small < 25  # 10x the frames: ~10x the time (quadratic would be ~100x)
+
+
+def test_long_plans_print_as_a_summary() -> None:
+    steps = plan_video(100_000, window=8, stride=4)
+    text = format_plan(steps, max_lines=20)
+    lines = text.splitlines()
+    assert len(lines) <= 21 and len(text) < 4000
+    counts = {kind: sum(1 for s in steps if s.kind == kind) for kind in ("starter", "extrapolate", "interpolate")}
+    assert lines[0].startswith(f"{len(steps)} steps: starter 1 steps / 7 frames, extrapolate {counts['extrapolate']} steps")
+    assert lines[1] == format_plan(steps[:1])  # the first step exactly as in the full plan
+    assert lines[-1] == format_plan(steps).splitlines()[-1]  # the last one too
+    assert "steps not shown" in text
+    short = plan_video(23, window=7, stride=4)
+    assert format_plan(short, max_lines=20) == format_plan(short)  # short plans print in full
