@@ -6,6 +6,7 @@ import hashlib
 import os
 from typing import Any
 
+import psutil
 import torch
 
 from ..zizi_models.pose import (
@@ -64,9 +65,10 @@ def keep_parts(frames: PoseKeypoint, hands: bool, face: bool) -> PoseKeypoint:
     return out
 
 
-def render_size(frames: PoseKeypoint, width: int, height: int) -> tuple[int, int]:
-    """Output size: 0 x 0 -> the first frame's canvas; one side 0 -> keep the canvas aspect ratio."""
-    cw, ch = int(frames[0]["canvas_width"]), int(frames[0]["canvas_height"])
+MAX_RENDER_SIDE = 8192  # pixels per side of a rendered pose image (the widgets' max and canvas-sized renders)
+
+
+def _output_size(cw: int, ch: int, width: int, height: int) -> tuple[int, int]:
     if width and height:
         return width, height
     if width:
@@ -74,6 +76,27 @@ def render_size(frames: PoseKeypoint, width: int, height: int) -> tuple[int, int
     if height:
         return max(1, round(height * cw / ch)), height
     return cw, ch
+
+
+def render_size(frames: PoseKeypoint, width: int, height: int) -> tuple[int, int]:
+    """Output size: 0 x 0 -> the first frame's canvas; one side 0 -> keep the canvas aspect ratio.
+
+    Refuses (ValueError naming the inputs) a size over MAX_RENDER_SIDE per side, and a batch that would not
+    fit in the memory the machine has available, before anything is allocated.
+    """
+    cw, ch = int(frames[0]["canvas_width"]), int(frames[0]["canvas_height"])
+    out_w, out_h = _output_size(cw, ch, width, height)
+    for name, side, given in (("width", out_w, width), ("height", out_h, height)):
+        if side > MAX_RENDER_SIDE:
+            source = f"{name} {given}" if given else f"the pose canvas ({cw} x {ch}) gives {name} {side}"
+            raise ValueError(f"{name}: {source}, over the {MAX_RENDER_SIDE} pixel limit per side; set width/height "
+                             f"to the size you need (at most {MAX_RENDER_SIDE})")
+    needed = len(frames) * out_w * out_h * 3 * 4  # float32 IMAGE
+    available = psutil.virtual_memory().available
+    if needed > available:
+        raise ValueError(f"pose_keypoint: {len(frames)} frames at {out_w} x {out_h} need {needed / 2**30:.1f} GiB, "
+                         f"{available / 2**30:.1f} GiB available; render smaller (width/height) or fewer frames")
+    return out_w, out_h
 
 
 def render_batch(frames: PoseKeypoint, width: int, height: int, progress: bool = True, **options: Any) -> torch.Tensor:

@@ -28,6 +28,7 @@ from ..zizi_models.pose import (
 )
 from .comfy import folders, runtime
 from .pose_common import (
+    MAX_RENDER_SIDE,
     SMOOTH_METHODS,
     file_digest,
     image_batch,
@@ -44,7 +45,6 @@ log = logging.getLogger(__name__)
 CATEGORY = "Zizi Video/pose"
 SAVE_FORMATS = ("zizi", "controlnet_aux")
 UNITS = ("auto", "pixels", "normalized")
-MAX_SIZE = 16384
 
 
 # ----------------------------------------------------------------------------- nodes
@@ -264,9 +264,9 @@ class ZiziPoseRender:
         return {
             "required": {
                 "pose_keypoint": ("POSE_KEYPOINT",),
-                "width": ("INT", {"default": 0, "min": 0, "max": MAX_SIZE, "step": 1, "tooltip":
+                "width": ("INT", {"default": 0, "min": 0, "max": MAX_RENDER_SIDE, "step": 1, "tooltip":
                           "0 = the canvas width (or keep the canvas aspect ratio if height is set)."}),
-                "height": ("INT", {"default": 0, "min": 0, "max": MAX_SIZE, "step": 1, "tooltip":
+                "height": ("INT", {"default": 0, "min": 0, "max": MAX_RENDER_SIDE, "step": 1, "tooltip":
                            "0 = the canvas height (or keep the canvas aspect ratio if width is set)."}),
                 "draw_body": ("BOOLEAN", {"default": True}),
                 "draw_hands": ("BOOLEAN", {"default": True}),
