@@ -81,10 +81,10 @@ def test_not_a_safetensors_file_fails_with_the_input_named(comfy: ComfyClient, t
 
 
 def with_lora_and_controlnet(prompt: dict, lora: bool, controlnet: bool) -> dict:
-    """Insert LoraLoader after the temporal loader and a ControlNet on the positive prompt."""
+    """Insert LoraLoader before the KSampler (after the temporal loader, if any) and a ControlNet on the prompts."""
     if lora:
         prompt["9"] = {"class_type": "LoraLoader", "inputs": {
-            "model": ["8", 0], "clip": ["1", 1], "lora_name": "lora.safetensors", "strength_model": 1.0, "strength_clip": 1.0}}
+            "model": prompt["5"]["inputs"]["model"], "clip": ["1", 1], "lora_name": "lora.safetensors", "strength_model": 1.0, "strength_clip": 1.0}}
         prompt["5"]["inputs"]["model"] = ["9", 0]
         prompt["2"]["inputs"]["clip"] = ["9", 1]
     if controlnet:
@@ -104,6 +104,19 @@ def test_lora_and_controlnet_compose_with_the_inflated_model(comfy: ComfyClient,
     both = fetch_frames(comfy, comfy.run(with_lora_and_controlnet(frames_prompt(4, RANDOM), True, True), timeout=600))
     assert np.abs(lora - plain).mean() > 1.0, "the LoRA did not reach the inflated model"
     assert np.abs(both - lora).mean() > 1.0, "the ControlNet did not reach the inflated model"
+
+
+def test_fresh_module_with_lora_and_controlnet_equals_the_plain_model_with_them(comfy: ComfyClient,
+                                                                                temporal_modules) -> None:
+    """A fresh (identity-initialised) module must not change what a LoRA and a ControlNet do: the same frames
+    as the plain SD1.5 model with the same LoRA and ControlNet, up to fp16 file rounding (the same tolerance as
+    the identity test above), while the LoRA alone moves the frames by far more than that tolerance."""
+    plain = fetch_frames(comfy, comfy.run(with_lora_and_controlnet(frames_prompt(4, None), True, True), timeout=600))
+    fresh = fetch_frames(comfy, comfy.run(with_lora_and_controlnet(frames_prompt(4, FRESH), True, True), timeout=600))
+    assert np.abs(fresh - plain).mean() < 0.5
+    assert np.abs(fresh - plain).max() <= 8
+    controlnet_only = fetch_frames(comfy, comfy.run(with_lora_and_controlnet(frames_prompt(4, FRESH), False, True), timeout=600))
+    assert np.abs(fresh - controlnet_only).mean() > 5 * 0.5  # the LoRA matters here: the comparison above can fail
 
 
 @pytest.mark.parametrize(("sampler", "scheduler"), [("dpmpp_2m", "karras"), ("uni_pc", "sgm_uniform")])
