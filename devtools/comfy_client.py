@@ -4,12 +4,20 @@
 ``POST /prompt``, follows ``progress`` / ``executing`` events until the prompt ends, then polls
 ``/history/<id>`` until its outputs appear (history can still be empty just after
 ``execution_success``). Output files come back through ``/view``.
+
+Timeouts are sized for a busy 2-core machine: a ComfyUI that is sampling, loading a model or importing
+custom nodes can leave a socket unanswered for a minute. Idempotent requests (every GET: ``/history``,
+``/object_info``, ``/view``, ``/system_stats``, ...; ``POST /interrupt``; an overwriting upload) are
+retried on a timeout or a dropped connection; ``POST /prompt`` never is, since a retry could queue the
+prompt twice (a timed-out ``queue()`` raises).
 """
 
 from __future__ import annotations
 
+import http.client
 import json
 import logging
+import socket
 import time
 import urllib.error
 import urllib.parse
@@ -56,17 +64,48 @@ class RunResult:
         return self.outputs.get(node_id, {}).get(kind, [])
 
 
+# A socket read this long without a byte means the server is stuck, not busy (2 cores, a model loading).
+DEFAULT_TIMEOUT_S = 120.0
+RETRIES = 3  # extra attempts of an idempotent request after a timeout / dropped connection
+RETRY_BACKOFF_S = 2.0
+
+
+def _transient(err: BaseException) -> bool:
+    """A timeout or a dropped/refused connection: worth retrying an idempotent request.
+    HTTP error answers (4xx/5xx) are real answers and are never retried."""
+    if isinstance(err, urllib.error.HTTPError):
+        return False
+    if isinstance(err, urllib.error.URLError):
+        return isinstance(err.reason, (TimeoutError, socket.timeout, ConnectionError, OSError))
+    return isinstance(err, (TimeoutError, socket.timeout, ConnectionError, http.client.RemoteDisconnected,
+                            http.client.IncompleteRead))
+
+
 class ComfyClient:
-    def __init__(self, base_url: str, timeout: float = 30.0) -> None:
+    def __init__(self, base_url: str, timeout: float = DEFAULT_TIMEOUT_S, retries: int = RETRIES) -> None:
         self.base_url = base_url.rstrip("/")
         self.timeout = timeout
+        self.retries = retries
         self.client_id = uuid.uuid4().hex
 
     # plain HTTP -----------------------------------------------------------------
-    def _request(self, method: str, path: str, body: bytes | None = None, headers: dict | None = None) -> bytes:
-        req = urllib.request.Request(f"{self.base_url}{path}", data=body, method=method, headers=headers or {})
-        with urllib.request.urlopen(req, timeout=self.timeout) as r:
-            return r.read()
+    def _request(self, method: str, path: str, body: bytes | None = None, headers: dict | None = None,
+                 idempotent: bool | None = None) -> bytes:
+        """One HTTP request; ``idempotent`` (default: GET/HEAD) requests are retried on transient errors."""
+        if idempotent is None:
+            idempotent = method in ("GET", "HEAD")
+        attempts = 1 + (self.retries if idempotent else 0)
+        for attempt in range(1, attempts + 1):
+            req = urllib.request.Request(f"{self.base_url}{path}", data=body, method=method, headers=headers or {})
+            try:
+                with urllib.request.urlopen(req, timeout=self.timeout) as r:
+                    return r.read()
+            except (urllib.error.URLError, OSError, http.client.HTTPException) as err:
+                if attempt == attempts or not _transient(err):
+                    raise
+                log.warning("%s %s: %s (attempt %d/%d), retrying", method, path.split("?")[0], err, attempt, attempts)
+                time.sleep(RETRY_BACKOFF_S * attempt)
+        raise AssertionError("unreachable")
 
     def get_json(self, path: str) -> dict:
         return json.loads(self._request("GET", path))
@@ -87,7 +126,7 @@ class ComfyClient:
         return answer["prompt_id"]
 
     def interrupt(self) -> None:
-        self._request("POST", "/interrupt", b"{}", {"Content-Type": "application/json"})
+        self._request("POST", "/interrupt", b"{}", {"Content-Type": "application/json"}, idempotent=True)
 
     def history(self, prompt_id: str) -> dict:
         return self.get_json(f"/history/{prompt_id}").get(prompt_id, {})
@@ -118,7 +157,8 @@ class ComfyClient:
         parts.append(f"--{boundary}--\r\n".encode())
         body = b"".join(parts)
         answer = json.loads(self._request("POST", "/upload/image", body,
-                                          {"Content-Type": f"multipart/form-data; boundary={boundary}"}))
+                                          {"Content-Type": f"multipart/form-data; boundary={boundary}"},
+                                          idempotent=overwrite))  # re-uploading the same file changes nothing
         return f"{answer['subfolder']}/{answer['name']}" if answer.get("subfolder") else answer["name"]
 
     # websocket ------------------------------------------------------------------
@@ -127,8 +167,17 @@ class ComfyClient:
 
         ws_url = self.base_url.replace("http://", "ws://").replace("https://", "wss://")
         ws = websocket.WebSocket()
-        ws.connect(f"{ws_url}/ws?clientId={self.client_id}", timeout=self.timeout)
-        return ws
+        for attempt in range(1, self.retries + 2):  # opening the websocket queues nothing: safe to retry
+            try:
+                ws.connect(f"{ws_url}/ws?clientId={self.client_id}", timeout=self.timeout)
+                return ws
+            except (websocket.WebSocketTimeoutException, ConnectionError, TimeoutError) as err:
+                if attempt > self.retries:
+                    raise
+                log.warning("websocket connect: %s (attempt %d), retrying", err, attempt)
+                ws = websocket.WebSocket()
+                time.sleep(RETRY_BACKOFF_S * attempt)
+        raise AssertionError("unreachable")
 
     def run(self, prompt: dict, timeout: float = 600.0, on_event=None, raise_on_error: bool = True) -> RunResult:
         """Queue ``prompt`` and follow it to its end. ``on_event(event)`` sees every JSON event of this prompt."""

@@ -6,8 +6,11 @@ without it holds frames 0..N-1). All three sample through the same machinery as 
 
 from __future__ import annotations
 
+import logging
+
 from ..zizi_models.autoregressive import LatentStore, run_plan
-from ..zizi_models.planner import PlanStep, window_positions
+from ..zizi_models.planner import ANCHOR_GAP, PlanStep, window_positions
+from ..zizi_models.temporal.trained_defaults import AUTO, trained_defaults_of
 from .comfy import runtime, sampling
 from .comfy import vae as comfy_vae
 from .window_sampling import (
@@ -23,7 +26,10 @@ from .window_sampling import (
     snr_value,
 )
 
+log = logging.getLogger(__name__)
+
 FRAMES_KEY = "zizi_frames"
+HIDDEN = {"unique_id": "UNIQUE_ID"}  # the node's id, for its progress text
 
 
 def frames_of(latent: dict, input_name: str) -> list[int]:
@@ -55,15 +61,30 @@ SNR_INPUT = ("FLOAT", {"default": 0.66, "min": 0.0, "max": SNR_OFF, "step": 0.01
 
 
 def run_steps(model, positive, negative, store: LatentStore, steps_plan: list[PlanStep], snr: float, seed: int,
-              steps: int, cfg: float, sampler_name: str, scheduler: str, denoise: float, pose_images=None) -> None:
+              steps: int, cfg: float, sampler_name: str, scheduler: str, denoise: float, pose_images=None,
+              node_id: str | None = None) -> None:
     temporal = require_temporal_model(model)
     total, _, latent_h, latent_w = store.latents.shape
     check_control_hints(positive, negative, total)
     pose = pose_images_for(pose_images, temporal, total, latent_h, latent_w)
-    progress = runtime.progress_bar(sum(len(s.generate) for s in steps_plan))
-    sampler = WindowSampler(model, positive, negative, steps, cfg, sampler_name, scheduler, denoise, progress, pose)
+    progress = runtime.SamplingProgress(sum(len(s.generate) for s in steps_plan), node_id)
+    sampler = WindowSampler(model, positive, negative, steps, cfg, sampler_name, scheduler, denoise, progress, pose,
+                            plan=steps_plan)
     run_plan(steps_plan, store, sampler, snr_value(snr), seed, to_model_space=sampler.to_model_space,
              check_interrupt=runtime.throw_if_interrupted)
+
+
+def auto_count(window: int, max_positions: int, context: list[int], anchor: bool, last: int, stride: int) -> int:
+    """How many frames at `stride` after `last` fill a window of `window` frames next to the known ones
+    (context + anchor) and stay within the module's positions (at least 1)."""
+    room = window - len(context) - int(anchor)
+    has_anchor = anchor or 0 in context  # frame 0 known: it is the anchor, at position 0 (see window_positions)
+    others = [f for f in context if f != 0 or not has_anchor]
+    first = min(others) if others else last + stride
+    gap = ANCHOR_GAP if has_anchor else 0
+    while room > 1 and last + stride * room - first + gap >= max_positions:
+        room -= 1
+    return max(room, 1)
 
 
 def step(kind: str, known: list[int], generate: list[int], max_positions: int) -> PlanStep:
@@ -88,18 +109,26 @@ class ZiziStarterSampler:
         return {"required": sampling_inputs({
                     "width": ("INT", {"default": 512, "min": 64, "max": 4096, "step": 8}),
                     "height": ("INT", {"default": 512, "min": 64, "max": 4096, "step": 8}),
-                    "frames": ("INT", {"default": 7, "min": 1, "max": 64})}),
+                    "frames": ("INT", {"default": AUTO, "min": 0, "max": 64, "tooltip":
+                                       "Frames of the first window (first frame included). 0 = auto: the window the "
+                                       "temporal module was trained with."})}),
                 "optional": {"first_frame": ("IMAGE",),
                              "vae": ("VAE", {"tooltip": "Needed with first_frame; sets the latent size (SD1.5 VAE: / 8)."}),
                              "first_latent": ("LATENT", {"tooltip": "Instead of first_frame: its first latent is frame 0."}),
-                             "pose_images": POSE_INPUT}}
+                             "pose_images": POSE_INPUT},
+                "hidden": HIDDEN}
 
     def sample(self, model, positive, negative, width, height, frames, seed, steps, cfg, sampler_name, scheduler, denoise,
-               first_frame=None, vae=None, first_latent=None, pose_images=None):
+               first_frame=None, vae=None, first_latent=None, pose_images=None, unique_id=None):
         problem = check_inputs(width, height, None, None)
         if problem:
             raise ValueError(problem)
         temporal = require_temporal_model(model)
+        if frames == AUTO:
+            known_first = first_latent is not None or first_frame is not None
+            limit = temporal.config.max_positions - (1 if known_first else 0)  # the anchor gap costs a position
+            frames = min(trained_defaults_of(temporal).window, limit)
+            log.info("Zizi starter: frames %d (auto: the module's trained window)", frames)
         scale = comfy_vae.vae_downscale(vae) if vae is not None else 8
         store = LatentStore(frames, LATENT_CHANNELS, height // scale, width // scale)
         known: list[int] = []
@@ -119,7 +148,7 @@ class ZiziStarterSampler:
         if not generate:
             return (output(store, [0]),)
         run_steps(model, positive, negative, store, [step("starter", known, generate, temporal.config.max_positions)],
-                  SNR_OFF, seed, steps, cfg, sampler_name, scheduler, denoise, pose_images)
+                  SNR_OFF, seed, steps, cfg, sampler_name, scheduler, denoise, pose_images, unique_id)
         return (output(store, list(range(frames))),)
 
 
@@ -135,24 +164,33 @@ class ZiziExtrapolateSampler:
     def INPUT_TYPES(cls) -> dict:
         return {"required": sampling_inputs({
             "known": ("LATENT", {"tooltip": "Frames so far (a Zizi LATENT with zizi_frames, or frames 0..N-1)."}),
-            "count": ("INT", {"default": 3, "min": 1, "max": 63}),
-            "stride": ("INT", {"default": 4, "min": 1, "max": 16}),
+            "count": ("INT", {"default": AUTO, "min": 0, "max": 63, "tooltip":
+                              "New frames. 0 = auto: as many as fill the module's trained window (and its positions)."}),
+            "stride": ("INT", {"default": AUTO, "min": 0, "max": 16, "tooltip":
+                               "Spacing of the new frames. 0 = auto: the largest extrapolation stride the module was "
+                               "trained with (AnimateDiff modules: 4)."}),
             "context_frames": ("INT", {"default": 3, "min": 1, "max": 16}),
-            "snr": SNR_INPUT}), "optional": {"pose_images": POSE_INPUT}}
+            "snr": SNR_INPUT}), "optional": {"pose_images": POSE_INPUT}, "hidden": HIDDEN}
 
     def sample(self, model, positive, negative, known, count, stride, context_frames, snr, seed, steps, cfg,
-               sampler_name, scheduler, denoise, pose_images=None):
+               sampler_name, scheduler, denoise, pose_images=None, unique_id=None):
         temporal = require_temporal_model(model)
         frames = frames_of(known, "known")
         last = max(frames)
         context = sorted(frames)[-context_frames:]
         anchor = [0] if 0 in frames and 0 not in context else []
+        if count == AUTO or stride == AUTO:
+            defaults = trained_defaults_of(temporal)
+            stride = defaults.stride if stride == AUTO else stride
+            if count == AUTO:
+                count = auto_count(defaults.window, temporal.config.max_positions, context, bool(anchor), last, stride)
+            log.info("Zizi extrapolate: count %d, stride %d (auto from %s)", count, stride, defaults.source)
         new = [last + stride * (i + 1) for i in range(count)]
         samples = known["samples"]
         store = LatentStore(max(new) + 1, samples.shape[1], *samples.shape[-2:])
         store.put(frames, samples)
         run_steps(model, positive, negative, store, [step("extrapolate", anchor + context, new, temporal.config.max_positions)],
-                  snr, seed, steps, cfg, sampler_name, scheduler, denoise, pose_images)
+                  snr, seed, steps, cfg, sampler_name, scheduler, denoise, pose_images, unique_id)
         return (output(store, new), output(store, sorted(frames + new)))
 
 
@@ -167,12 +205,17 @@ class ZiziInterpolateSampler:
     def INPUT_TYPES(cls) -> dict:
         return {"required": sampling_inputs({
             "latent_video": ("LATENT", {"tooltip": "Known frames with gaps between them (zizi_frames)."}),
-            "window": ("INT", {"default": 7, "min": 3, "max": 64}),
-            "snr": SNR_INPUT}), "optional": {"pose_images": POSE_INPUT}}
+            "window": ("INT", {"default": AUTO, "min": 0, "max": 64, "tooltip":
+                               "Frames per window (the gap's two ends, frame 0 and new frames). 0 = auto: the window "
+                               "the temporal module was trained with."}),
+            "snr": SNR_INPUT}), "optional": {"pose_images": POSE_INPUT}, "hidden": HIDDEN}
 
     def sample(self, model, positive, negative, latent_video, window, snr, seed, steps, cfg, sampler_name, scheduler, denoise,
-               pose_images=None):
+               pose_images=None, unique_id=None):
         temporal = require_temporal_model(model)
+        if window == AUTO:
+            window = trained_defaults_of(temporal).window
+            log.info("Zizi interpolate: window %d (auto: the module's trained window)", window)
         frames = sorted(frames_of(latent_video, "latent_video"))
         samples = latent_video["samples"]
         store = LatentStore(frames[-1] + 1, samples.shape[1], *samples.shape[-2:])
@@ -190,7 +233,7 @@ class ZiziInterpolateSampler:
                 plan.append(step("interpolate", sorted(set(anchor + [left, b])), chunk, temporal.config.max_positions))
         if plan:
             run_steps(model, positive, negative, store, plan, snr, seed, steps, cfg, sampler_name, scheduler, denoise,
-                      pose_images)
+                      pose_images, unique_id)
         return (output(store, list(range(frames[0], frames[-1] + 1))),)
 
 

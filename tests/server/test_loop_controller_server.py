@@ -95,9 +95,22 @@ def test_interrupt_stops_the_loop_keeps_streamed_frames_and_server_serves(comfy:
 
 def test_bad_controller_inputs_are_rejected_with_the_input_named(comfy: ComfyClient, inputs) -> None:
     prompt = long_video_prompt(inputs, 9)
-    set_inputs(prompt, "ZiziLoopController", width=60)
-    with pytest.raises(PromptRejected, match="multiple of 8"):
+    set_inputs(prompt, "ZiziLoopController", width=68)
+    with pytest.raises(PromptRejected, match="width: 68 is not a multiple of 8"):
         comfy.queue(prompt)
+    # the inputs VALIDATE_INPUTS names keep their declared range (ComfyUI skips its own check for them)
+    for name, value, words in (("width", 0, "smaller than the minimum 64"), ("height", 8192, "bigger than the maximum 4096"),
+                               ("total_frames", 1, "smaller than the minimum 2")):
+        prompt = long_video_prompt(inputs, 9)
+        set_inputs(prompt, "ZiziLoopController", **{name: value})
+        with pytest.raises(PromptRejected, match=f"{name}: {value} is {words}"):
+            comfy.queue(prompt)
+    # window and stride: 0 = auto, anything below 0 or above the maximum is refused by ComfyUI itself
+    for name, value in (("window", -1), ("window", 65), ("stride", 17)):
+        prompt = long_video_prompt(inputs, 9)
+        set_inputs(prompt, "ZiziLoopController", **{name: value})
+        with pytest.raises(PromptRejected, match=rf"(smaller than min|bigger than max)[\s\S]*{name}"):
+            comfy.queue(prompt)
     prompt = long_video_prompt(inputs, 9)
     set_inputs(prompt, "ZiziLoopController", snr=-1.0)
     with pytest.raises(PromptRejected, match="snr"):

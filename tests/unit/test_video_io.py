@@ -13,7 +13,7 @@ def gradient_frames(count: int, height: int, width: int) -> np.ndarray:
     for i in range(count):
         frames[i, ..., 0] = (xs * 255 // max(width - 1, 1))
         frames[i, ..., 1] = (ys * 255 // max(height - 1, 1))
-        frames[i, ..., 2] = 10 + i * 20
+        frames[i, ..., 2] = (10 + i * 20) % 256  # wraps explicitly: numpy 2 refuses out-of-range uint8 writes
     return frames
 
 

@@ -3,6 +3,8 @@ the snr really reach the model, frames land at the right indices, bad input fail
 
 from __future__ import annotations
 
+import logging
+
 import pytest
 import torch
 
@@ -133,3 +135,67 @@ def test_pose_images_reach_a_pose_encoder_and_are_checked(setup, comfy_pack) -> 
     with pytest.raises(ValueError, match="pose_images: this temporal module has no pose encoder"):
         nodes.ZiziExtrapolateSampler().sample(model, pos, neg, known_video(), 3, 4, 3, 0.66, 1, 2, 4.0, "euler",
                                               "normal", 1.0, pose_images=poses)
+
+
+def test_previews_per_step_progress_in_frames_and_progress_text(setup, comfy_pack, monkeypatch) -> None:
+    """With a preview method on, every sampling step sends the window's generated frames as a latent preview
+    strip through ComfyUI's progress hook, the bar counts generated frames (fractions per step), one line of
+    progress text names the window and its frames, and the result is the one a run without previews gives."""
+    import sys
+    import types
+
+    import comfy.utils
+    import latent_preview
+    from comfy.cli_args import LatentPreviewMethod
+
+    nodes, model, _, pos, neg = setup
+    plain, _ = extrapolate(nodes, model, pos, neg, known_video(), snr=0.66)  # no hook, no previews
+    updates, texts = [], []
+    monkeypatch.setattr(comfy.utils, "PROGRESS_BAR_HOOK",
+                        lambda value, total, preview, node_id=None: updates.append((value, total, preview, node_id)))
+    monkeypatch.setattr(latent_preview.args, "preview_method", LatentPreviewMethod.Latent2RGB)
+    server = types.SimpleNamespace(PromptServer=types.SimpleNamespace(instance=types.SimpleNamespace(
+        send_progress_text=lambda text, node_id: texts.append((text, node_id)))))
+    monkeypatch.setitem(sys.modules, "server", server)
+    new, _ = nodes.ZiziExtrapolateSampler().sample(model, pos, neg, known_video(), 3, 4, 3, 0.66, 1, 2, 4.0, "euler",
+                                                   "normal", 1.0, unique_id="17")
+    assert torch.equal(new["samples"], plain["samples"])  # previews only read
+    assert texts == [("window 1/1: extrapolate frames 10, 14, 18", "17")]
+    steps = [u for u in updates if u[2] is not None]
+    assert [(v, t) for v, t, _, _ in steps] == [(1.5, 3), (3.0, 3)]  # 2 steps of a 3-frame window
+    assert updates[-1][:3] == (3, 3, None) and {u[3] for u in updates} == {"17"}
+    kind, image, _ = steps[0][2]
+    assert kind == "JPEG" and image.size == (3 * LATENT, LATENT)  # the three new frames side by side
+    assert len(set(image.getdata())) > 1  # a real picture, not a flat colour
+    updates.clear()
+    monkeypatch.setattr(latent_preview.args, "preview_method", LatentPreviewMethod.NoPreviews)
+    nodes.ZiziExtrapolateSampler().sample(model, pos, neg, known_video(), 3, 4, 3, 0.66, 1, 2, 4.0, "euler", "normal", 1.0)
+    assert updates and all(u[2] is None for u in updates)  # --preview-method none: progress only
+
+
+def test_auto_values_of_the_samplers_come_from_the_module(setup, comfy_pack, caplog) -> None:
+    from zizi_models.temporal.trained_defaults import attach_file_facts
+
+    nodes, model, base, pos, neg = setup
+    bridge = comfy_pack.nodes.comfy
+    temporal = bridge.temporal_model_of(model)
+    trained = bridge.inject_temporal_model(base, temporal)
+    attach_file_facts(temporal, {"trained_window": 6, "trained_stride": {"extrapolate": [1, 2]}}, "zizi-temporal")
+    try:
+        new, _ = nodes.ZiziExtrapolateSampler().sample(trained, pos, neg, known_video(), 0, 0, 3, 0.66, 1, 1, 4.0,
+                                                       "euler", "normal", 1.0)
+        assert new["zizi_frames"] == [8, 10]  # window 6 = anchor + 3 context + 2 new, at stride 2
+        (start,) = nodes.ZiziStarterSampler().sample(trained, pos, neg, LATENT * 8, LATENT * 8, 0, 0, 1, 4.0, "euler",
+                                                      "normal", 1.0, first_latent={"samples": torch.randn(1, 4, LATENT, LATENT)})
+        assert start["zizi_frames"] == [0, 1, 2, 3, 4, 5]
+        _, everything = extrapolate(nodes, trained, pos, neg, known_video(), snr=0.66)  # gaps 7-9, 11-13, 15-17
+        attach_file_facts(temporal, {"trained_window": 4, "trained_stride": 4}, "zizi-temporal")
+        with caplog.at_level(logging.INFO):
+            (filled,) = nodes.ZiziInterpolateSampler().sample(trained, pos, neg, everything, 0, 0.66, 3, 1, 4.0,
+                                                              "euler", "normal", 1.0)
+        assert filled["zizi_frames"] == list(range(19))
+        # window 4 = anchor + the gap's two ends + 1 new frame: 9 windows, the first one between frames 6 and 10
+        assert "window 1/9: interpolate frames 7" in caplog.text and "window 9/9: interpolate frames 17" in caplog.text
+    finally:
+        for name in ("file_metadata", "source_format"):
+            delattr(temporal, name)

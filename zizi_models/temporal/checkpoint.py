@@ -38,6 +38,7 @@ from .layout import (
 )
 from .model import ZiziTemporalModel
 from .positional_encoding import sinusoidal_table
+from .trained_defaults import attach_file_facts
 
 logger = logging.getLogger(__name__)
 
@@ -267,4 +268,4 @@ def load_temporal_model(
     model.to(device=device)
     if dtype is not None:
         model.to(dtype=dtype)
-    return model
+    return attach_file_facts(model, state.metadata, state.source_format)

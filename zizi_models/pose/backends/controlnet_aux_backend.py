@@ -59,6 +59,13 @@ from ..track import assign_track_ids
 from .base import FrameCallback, PoseBackend
 from .weights import MAX_DEPTH, MissingWeightsError, expected_names, find_weights
 
+# controlnet-aux is an optional install (not in requirements.txt); one line when it is missing.
+CONTROLNET_AUX_MISSING = (
+    "the {backend} pose backend needs controlnet-aux, an optional install: "
+    "`pip install --no-deps controlnet-aux==0.0.10 timm huggingface_hub scikit-image` "
+    "with the Python that runs ComfyUI (or use backend 'mediapipe'); import failed: {error}"
+)
+
 logger = logging.getLogger(__name__)
 
 OPENPOSE_FILES: dict[str, tuple[str, ...]] = {
@@ -165,9 +172,12 @@ def load_openpose_models(
     if include_face:
         required["face"] = OPENPOSE_FILES["face"]
     paths = find_weights(weights_dir, required, "OpenPose")
-    from controlnet_aux.open_pose.body import Body  # slow import (~10 s): only when really used
-    from controlnet_aux.open_pose.face import Face
-    from controlnet_aux.open_pose.hand import Hand
+    try:  # slow import (~10 s): only when really used
+        from controlnet_aux.open_pose.body import Body
+        from controlnet_aux.open_pose.face import Face
+        from controlnet_aux.open_pose.hand import Hand
+    except ImportError as err:
+        raise ImportError(CONTROLNET_AUX_MISSING.format(backend="OpenPose", error=err)) from err
 
     body = Body(str(paths["body"])).to(device)
     hand = Hand(str(paths["hand"])).to(device) if include_hands else None
@@ -286,6 +296,8 @@ def _load_dwpose(weights_dir: Any, engine: str, device: str) -> Callable[[np.nda
         import mmpose  # noqa: F401
         from controlnet_aux.dwpose.wholebody import Wholebody
     except ImportError as err:
+        if getattr(err, "name", None) == "controlnet_aux" or "controlnet_aux" in str(err):
+            raise ImportError(CONTROLNET_AUX_MISSING.format(backend="DWPose (.pth checkpoints)", error=err)) from err
         raise ImportError(
             "DWPose .pth checkpoints need mmpose>=1.1, mmdet>=3.1 and mmcv>=2.0.1 (controlnet-aux 0.0.10's "
             f"DWposeDetector); install them or use the ONNX/TorchScript files {dict(DWPOSE_FILES)}"

