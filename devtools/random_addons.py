@@ -70,3 +70,47 @@ def sd15_controlnet(seed: int = 0, cache: Path = MODELS_CACHE) -> Path:
                 p.copy_(torch.randn(p.shape, generator=generator) * 0.02)
     state = {k: v.half() for k, v in controlnet.state_dict().items()}
     return _publish_file(state, target, {"zizi.random_seed": str(seed)})
+
+
+ANIMATEDIFF_LAYOUTS = {  # version -> (mid block, pos_encoder length): the released SD1.5 files
+    "v1": (False, 24),   # mm_sd_v14.ckpt, mm_sd_v15.ckpt
+    "v2": (True, 32),    # mm_sd_v15_v2.ckpt
+    "v3": (False, 32),   # v3_sd15_mm.ckpt
+}
+
+
+def animatediff_state(model_state: dict[str, torch.Tensor], version: str) -> dict[str, torch.Tensor]:
+    """A temporal model's state dict (model keys) -> the tensors of an AnimateDiff ``version`` file:
+    motion modules only (AnimateDiff key names), no mid block for v1/v3, 24 positions for v1."""
+    mid, positions = ANIMATEDIFF_LAYOUTS[version]
+    state = {}
+    for key, value in model_state.items():
+        if not key.startswith(("down_blocks.", "up_blocks.", "mid_block.")) or ".motion_modules." not in key:
+            continue
+        if key.startswith("mid_block.") and not mid:
+            continue
+        if key.endswith("pos_encoder.pe"):
+            value = value[:, :positions]
+        state[key] = value.detach().clone().contiguous()
+    return state
+
+
+def sd15_motion_module_ckpt(version: str = "v2", seed: int = 0, wrapped: bool = False,
+                            cache: Path = MODELS_CACHE) -> Path:
+    """The random full-size SD1.5 temporal module's motion modules (``sd15_temporal_module(seed)``, fp16)
+    in AnimateDiff ``version``'s released layout, pickled with torch.save like mm_sd_v15_v2.ckpt
+    (``wrapped``: under a {"state_dict": ...} training-checkpoint wrapper). No zizi.* tensors, no metadata."""
+    from safetensors.torch import load_file
+
+    from devtools.random_sd15 import sd15_temporal_module
+
+    target = cache / f"sd15_mm_{version}{'_wrapped' if wrapped else ''}_random_seed{seed}_v{BUILDER_VERSION}.ckpt"
+    if target.is_file():
+        return target
+    state = animatediff_state(load_file(str(sd15_temporal_module(seed=seed, fresh=False))), version)
+    payload = {"state_dict": state, "global_step": 0} if wrapped else state
+    staging = _atomic_dir(target)
+    torch.save(payload, staging / target.name)
+    os.replace(staging / target.name, target)
+    shutil.rmtree(staging, ignore_errors=True)
+    return target

@@ -17,6 +17,7 @@ import yaml
 from safetensors.torch import save_file
 
 from zizi_models.temporal import TemporalModelConfig, ZiziTemporalModel, save_temporal_model
+from zizi_models.temporal.schedules import NOISE_SCHEDULE_KEY, schedule_record
 
 from .config import TrainConfig, to_dict
 
@@ -34,10 +35,14 @@ def unet_state(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
 CONFIG_FILE = "config.yaml"
 
 
-def training_metadata(config: TrainConfig, step: int, ema: bool) -> dict[str, Any]:
-    """What a temporal module file records about its training (JSON values)."""
+def training_metadata(config: TrainConfig, step: int, ema: bool,
+                      scheduler_config: dict[str, Any] | None = None) -> dict[str, Any]:
+    """What a temporal module file records about its training (JSON values); `noise_schedule` is the
+    training noise schedule (from the base model's DDPMScheduler config) when `scheduler_config` is given."""
     window = config.window
+    schedule = {NOISE_SCHEDULE_KEY: schedule_record(scheduler_config)} if scheduler_config is not None else {}
     return {
+        **schedule,
         "trained_window": window.frames,
         "trained_stride": {
             "starter": window.starter_strides,
@@ -83,12 +88,12 @@ def unet_structure(unet_config: Any) -> dict[str, Any]:
 
 def write_weights(folder: Path, config: TrainConfig, temporal_config: TemporalModelConfig, step: int,
                   state: dict[str, torch.Tensor], ema_state: dict[str, torch.Tensor] | None,
-                  unet_config: Any) -> None:
+                  unet_config: Any, scheduler_config: dict[str, Any] | None = None) -> None:
     """state: the TrainableParts state dict; ema_state: same keys with EMA values (parameters only);
     unet_config: the base UNet's diffusers config (its block structure is stored with the LoRA)."""
     temporal, lora = split_trainable_state(state)
     save_temporal_model(temporal_from_state(temporal_config, temporal), folder / TEMPORAL_FILE,
-                        metadata=training_metadata(config, step, ema=False))
+                        metadata=training_metadata(config, step, ema=False, scheduler_config=scheduler_config))
     if lora:
         save_file(lora, str(folder / LORA_FILE), metadata=_lora_metadata(config, step, unet_config))
     unet = unet_state(state)
@@ -98,7 +103,7 @@ def write_weights(folder: Path, config: TrainConfig, temporal_config: TemporalMo
         merged = {**state, **ema_state}  # buffers (pos_encoder.pe) are not averaged
         ema_temporal, ema_lora = split_trainable_state(merged)
         save_temporal_model(temporal_from_state(temporal_config, ema_temporal), folder / TEMPORAL_EMA_FILE,
-                            metadata=training_metadata(config, step, ema=True))
+                            metadata=training_metadata(config, step, ema=True, scheduler_config=scheduler_config))
         if ema_lora:
             save_file(ema_lora, str(folder / LORA_EMA_FILE), metadata=_lora_metadata(config, step, unet_config))
         ema_unet = unet_state(merged)

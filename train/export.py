@@ -2,7 +2,8 @@
 
 The temporal file is zizi_models.temporal's format (loads with `load_temporal_model` and ComfyUI's
 ZiziTemporalModelLoader); its metadata records how it was trained: trained_window, trained_stride,
-anchor_gap, snr_range, steps, ema, base_model and the full training config. `--ema` exports the EMA
+anchor_gap, snr_range, steps, ema, base_model, noise_schedule (the training beta schedule, which
+ZiziTemporalModelLoader's `auto` gives the MODEL) and the full training config. `--ema` exports the EMA
 weights. `--lora PATH` also writes the run's subject LoRA in the kohya/LDM key format ComfyUI's
 LoraLoader reads (lora.py).
 """

@@ -230,7 +230,7 @@ class Fit:
 
         def write_extras(folder: Path) -> None:
             write_weights(folder, self.config, temporal_config, state.step, full_state, ema_state,
-                          self.model.parts.unet.config)
+                          self.model.parts.unet.config, scheduler_config=self.model.parts.scheduler_config)
             write_config(folder, self.config)
             write_trainer_state(folder, {**state.summary(), "seed": self.config.seed, "time": time.time()}, STATE_FILE)
 

@@ -16,8 +16,8 @@ POSE_MODEL_FOLDER = "pose"
 ZIZI_CHECKPOINT_FOLDER = "zizi_checkpoints"  # Zizi small models (whole SD1.5-family model in one file)
 # folder name -> file extensions listed for it
 MODEL_FOLDERS = {
-    ZIZI_MODEL_FOLDER: {".safetensors"},
-    ANIMATEDIFF_MODEL_FOLDER: {".safetensors"},
+    ZIZI_MODEL_FOLDER: {".safetensors", ".ckpt", ".pt"},  # pickled files: torch.load(weights_only=True) only
+    ANIMATEDIFF_MODEL_FOLDER: {".safetensors", ".ckpt", ".pt"},
     POSE_MODEL_FOLDER: {".pth", ".onnx", ".pt", ".torchscript"},
     ZIZI_CHECKPOINT_FOLDER: {".safetensors"},
 }

@@ -23,13 +23,16 @@ Hosts look layers up with `ZiziTemporalModel.motion_module_at(kind, block, layer
 `temporal_conv_at(...)`; `ldm_block_site` maps LDM/ComfyUI `input_blocks[n]` / `middle_block` /
 `output_blocks[n]` to those coordinates. A fresh ZiziTemporalModel leaves the base UNet's output
 unchanged. Weights are saved as one .safetensors with motion modules in AnimateDiff's key layout
-(checkpoint.py, layout.py), so AnimateDiff v1/v2/v3 motion modules load directly.
+(checkpoint.py, layout.py), so AnimateDiff v1/v2/v3 motion modules load directly (their released
+pickled .ckpt files weights-only: animatediff_files.py); schedules.py says which noise schedule a
+module was trained with.
 """
 
 from .checkpoint import (
     TemporalState,
     expected_shapes,
     load_temporal_model,
+    model_from_state,
     read_temporal_state,
     save_temporal_model,
 )
@@ -50,11 +53,28 @@ from .noise_augmentation import (
     snr_from_level,
 )
 from .positional_encoding import SinusoidalPositionEncoding, sinusoidal_table
+from .schedules import (
+    ANIMATEDIFF_SCHEDULE,
+    SCHEDULE_CHOICES,
+    SD15_SCHEDULE,
+    NoiseSchedule,
+    schedule_record,
+    select_schedule,
+    trained_schedule,
+)
 from .sites import ldm_block_site
 from .video_unet import ZiziVideoUNet, freeze_backbone, temporal_config_for_unet, unet_layout
 
 __all__ = [
+    "ANIMATEDIFF_SCHEDULE",
+    "SCHEDULE_CHOICES",
     "SD15_CONFIG",
+    "SD15_SCHEDULE",
+    "NoiseSchedule",
+    "model_from_state",
+    "schedule_record",
+    "select_schedule",
+    "trained_schedule",
     "AugmentationEmbedding",
     "FrameCall",
     "FrameContext",

@@ -1,4 +1,4 @@
-"""Save / load temporal models as one `.safetensors` file (never pickle).
+"""Save / load temporal models as one `.safetensors` file; read AnimateDiff `.ckpt` files weights-only.
 
 Keys: see `layout.py` (AnimateDiff layout for motion modules, `zizi.` for the rest).
 Metadata (str -> str, every value JSON-encoded):
@@ -8,8 +8,10 @@ Metadata (str -> str, every value JSON-encoded):
     block_out_channels, max_positions, parts (which optional parts are present)
     + caller metadata, e.g. trained_window, trained_stride, snr_range
 
-AnimateDiff v1/v2/v3 and diffusers MotionAdapter files load too: their config is inferred
-from the key names and shapes, and the new parts keep their identity / zero initialisation.
+AnimateDiff v1/v2/v3 (`.safetensors`, or `.ckpt` / `.pt` through torch.load(weights_only=True), see
+animatediff_files.py) and diffusers MotionAdapter files load too: their config is inferred from the key
+names and shapes, and the new parts keep their identity / zero initialisation. SDXL motion modules are
+refused by shape.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import json
 import logging
 import os
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -26,6 +29,7 @@ import torch
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 
+from .animatediff_files import PICKLE_SUFFIXES, looks_pickled, read_pickled_tensors, sdxl_refusal
 from .config import TemporalModelConfig
 from .layout import (
     ZIZI_PREFIX,
@@ -111,16 +115,6 @@ def save_temporal_model(
     logger.info("saved temporal model (%d tensors) to %s", len(tensors), path)
 
 
-def _sniff_non_safetensors(path: Path) -> str | None:
-    with open(path, "rb") as handle:
-        head = handle.read(8)
-    if head.startswith(b"PK\x03\x04"):
-        return "it is a zip/PyTorch .ckpt/.pt archive"
-    if head[:1] == b"\x80":
-        return "it is a pickle"
-    return None
-
-
 def _parse_metadata(raw: dict[str, str] | None) -> dict[str, Any]:
     parsed = {}
     for key, value in (raw or {}).items():
@@ -148,8 +142,10 @@ def _not_temporal_error(path: Path, keys: list[str]) -> ValueError:
 
 
 def read_temporal_state(path: str | os.PathLike, max_positions: int | None = None) -> TemporalState:
-    """Read tensors + config from a Zizi, AnimateDiff or diffusers MotionAdapter .safetensors file.
+    """Read tensors + config from a Zizi, AnimateDiff or diffusers MotionAdapter file.
 
+    `.safetensors` files are read lazily; pickled AnimateDiff `.ckpt` / `.pt` files only through
+    `torch.load(weights_only=True)` (animatediff_files.py), never a full unpickle.
     max_positions: resize the position tables (e.g. start a longer-range model from AnimateDiff's
     32); allowed because pe is the fixed sinusoid, which is checked. The pe tensors are then
     dropped from `tensors` and the new model computes its own.
@@ -157,38 +153,59 @@ def read_temporal_state(path: str | os.PathLike, max_positions: int | None = Non
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"temporal module file not found: {path}")
+    if looks_pickled(path):
+        tensors = read_pickled_tensors(path)
+        return _state_from(path, {}, list(tensors), lambda k: tuple(tensors[k].shape), tensors.__getitem__,
+                           max_positions)
     try:
         handle = safe_open(str(path), framework="pt", device="cpu")
     except (SafetensorError, OSError, ValueError) as err:
-        reason = _sniff_non_safetensors(path) or f"unreadable header: {err}"
-        raise ValueError(
-            f"{path} is not a safetensors file ({reason}); temporal modules load only from .safetensors "
-            f"(pickled .ckpt/.pt files are never opened), convert it to safetensors first"
-        ) from None
+        if path.suffix.lower() in PICKLE_SUFFIXES:
+            raise ValueError(f"{path} is not a PyTorch .ckpt/.pt file nor a safetensors file (unreadable: "
+                             f"{str(err).splitlines()[0][:120]}); expected a motion module file") from None
+        raise ValueError(f"{path} is not a safetensors file (unreadable header: {str(err).splitlines()[0][:120]})"
+                         ) from None
     with handle:
-        metadata = _parse_metadata(handle.metadata())
-        file_keys = list(handle.keys())
-        if not any(is_motion_key(k) for k in file_keys):
-            raise _not_temporal_error(path, file_keys)
-        if is_diffusers_motion_adapter(file_keys):
-            source = "diffusers-motion-adapter"
-            renames = diffusers_to_animatediff_keys(file_keys)
-        else:
-            zizi = metadata.get("format") == FORMAT_NAME or any(k.startswith(ZIZI_PREFIX) for k in file_keys)
-            source = FORMAT_NAME if zizi else "animatediff"
-            renames = {k: [to_model_key(k)] for k in file_keys}
-        shapes = {new: tuple(handle.get_slice(k).get_shape()) for k, news in renames.items() for new in news}
-        config = _config_for(path, metadata, shapes)
-        resize_pe = max_positions is not None and max_positions != config.max_positions
-        if resize_pe:
-            shapes = {k: v for k, v in shapes.items() if not k.endswith(".pe")}
-            config = config.replace(max_positions=max_positions)
-        _check_shapes(path, config, shapes)
-        tensors = {}
-        for key, news in renames.items():
-            tensor = handle.get_tensor(key)
-            for new in news:
-                tensors[new] = tensor if len(news) == 1 else tensor.clone()
+        return _state_from(path, _parse_metadata(handle.metadata()), list(handle.keys()),
+                           lambda k: tuple(handle.get_slice(k).get_shape()), handle.get_tensor, max_positions)
+
+
+def _state_from(
+    path: Path,
+    metadata: dict[str, Any],
+    file_keys: list[str],
+    shape_of: Callable[[str], tuple[int, ...]],
+    tensor_of: Callable[[str], torch.Tensor],
+    max_positions: int | None,
+) -> TemporalState:
+    if not any(is_motion_key(k) for k in file_keys):
+        hotshot = sdxl_refusal(path, {k: shape_of(k) for k in file_keys if ".temporal_attentions." in k})
+        if hotshot:
+            raise ValueError(hotshot)
+        raise _not_temporal_error(path, file_keys)
+    if is_diffusers_motion_adapter(file_keys):
+        source = "diffusers-motion-adapter"
+        renames = diffusers_to_animatediff_keys(file_keys)
+    else:
+        zizi = metadata.get("format") == FORMAT_NAME or any(k.startswith(ZIZI_PREFIX) for k in file_keys)
+        source = FORMAT_NAME if zizi else "animatediff"
+        renames = {k: [to_model_key(k)] for k in file_keys}
+    shapes = {new: shape_of(k) for k, news in renames.items() for new in news}
+    if source != FORMAT_NAME:
+        sdxl = sdxl_refusal(path, shapes)
+        if sdxl:
+            raise ValueError(sdxl)
+    config = _config_for(path, metadata, shapes)
+    resize_pe = max_positions is not None and max_positions != config.max_positions
+    if resize_pe:
+        shapes = {k: v for k, v in shapes.items() if not k.endswith(".pe")}
+        config = config.replace(max_positions=max_positions)
+    _check_shapes(path, config, shapes)
+    tensors = {}
+    for key, news in renames.items():
+        tensor = tensor_of(key)
+        for new in news:
+            tensors[new] = tensor if len(news) == 1 else tensor.clone()
     if resize_pe:
         _drop_standard_pe(path, tensors)
     logger.info("read temporal module %s (%s, channels %s)", path.name, source, config.block_out_channels)
@@ -245,6 +262,28 @@ def _check_shapes(path: Path, config: TemporalModelConfig, shapes: dict[str, tup
         )
 
 
+def model_from_state(
+    state: TemporalState,
+    device: torch.device | str = "cpu",
+    dtype: torch.dtype | None = None,
+    name: str = "temporal module",
+) -> ZiziTemporalModel:
+    """Build a ZiziTemporalModel holding `state`; parts the file lacked keep their identity/zero init."""
+    model = ZiziTemporalModel(state.config)
+    result = model.load_state_dict(state.tensors, strict=False)
+    if result.unexpected_keys:  # _check_shapes makes this unreachable; keep the guard
+        raise ValueError(f"{name}: unexpected tensors {result.unexpected_keys[:3]}")
+    defaults = sorted(
+        {"pos_encoder.pe" if k.endswith(".pe") else k.split(".")[0] for k in result.missing_keys}
+    )
+    if defaults:
+        logger.info("%s: no tensors for %s, keeping their initialisation", name, defaults)
+    model.to(device=device)
+    if dtype is not None:
+        model.to(dtype=dtype)
+    return attach_file_facts(model, state.metadata, state.source_format)
+
+
 def load_temporal_model(
     path: str | os.PathLike,
     device: torch.device | str = "cpu",
@@ -255,17 +294,4 @@ def load_temporal_model(
 
     max_positions: see `read_temporal_state` (resizes the sinusoidal position tables).
     """
-    state = read_temporal_state(path, max_positions)
-    model = ZiziTemporalModel(state.config)
-    result = model.load_state_dict(state.tensors, strict=False)
-    if result.unexpected_keys:  # _check_shapes makes this unreachable; keep the guard
-        raise ValueError(f"{path}: unexpected tensors {result.unexpected_keys[:3]}")
-    defaults = sorted(
-        {"pos_encoder.pe" if k.endswith(".pe") else k.split(".")[0] for k in result.missing_keys}
-    )
-    if defaults:
-        logger.info("%s: no tensors for %s, keeping their initialisation", Path(path).name, defaults)
-    model.to(device=device)
-    if dtype is not None:
-        model.to(dtype=dtype)
-    return attach_file_facts(model, state.metadata, state.source_format)
+    return model_from_state(read_temporal_state(path, max_positions), device, dtype, Path(path).name)
