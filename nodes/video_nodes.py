@@ -48,7 +48,7 @@ class ZiziLoadVideo:
         return digest.hexdigest()
 
     @classmethod
-    def VALIDATE_INPUTS(cls, video: str, width: int = 0, height: int = 0, **_: object) -> bool | str:
+    def VALIDATE_INPUTS(cls, video: str, width: int = 0, height: int = 0) -> bool | str:
         try:
             folders.resolve_input_file(video, "video")
         except (FileNotFoundError, ValueError) as e:

@@ -35,7 +35,14 @@ from .folders import (
     resolve_model_file,
     save_path,
 )
-from .runtime import SamplingProgress, executing_node_id, progress_bar, progress_text, throw_if_interrupted, torch_device
+from .runtime import (
+    SamplingProgress,
+    executing_node_id,
+    progress_bar,
+    progress_text,
+    throw_if_interrupted,
+    torch_device,
+)
 from .sampling import latent_to_model_space, sample_window, sampler_names, scheduler_names
 from .small_models import sd15_family_from_checkpoint, sd15_model_from_state_dict
 from .temporal_hooks import CALL_OPTION, WINDOW_OPTION, InjectedTemporalLayer
