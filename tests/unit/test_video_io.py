@@ -1,9 +1,21 @@
 from __future__ import annotations
 
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
 import numpy as np
 import pytest
 
-from zizi_models.video_io import VideoWriter, probe_video, read_video, to_uint8_frames, write_video
+from zizi_models.video_io import (
+    VideoWriter,
+    iter_video_frames,
+    probe_video,
+    read_video,
+    to_uint8_frames,
+    write_video,
+)
 
 
 def gradient_frames(count: int, height: int, width: int) -> np.ndarray:
@@ -75,3 +87,60 @@ def test_bad_inputs_have_clear_errors(tmp_path) -> None:
     with pytest.raises(ValueError, match="not a readable video"):
         read_video(not_video)
     assert to_uint8_frames(np.full((1, 2, 2, 3), 2.0)).max() == 255
+
+
+def test_batches_line_up_in_time_and_the_closed_file_knows_its_duration(tmp_path) -> None:
+    frames = gradient_frames(30, 32, 48)
+    with VideoWriter(tmp_path / "batches.mp4", fps=12) as writer:
+        for start in (0, 7, 8, 20, 29):  # uneven batches, one of a single frame
+            writer.write(frames[start : {0: 7, 7: 8, 8: 20, 20: 29, 29: 30}[start]])
+    times = [t for t, _ in iter_video_frames(tmp_path / "batches.mp4")]
+    assert np.allclose(np.array(times) * 12, np.arange(30), atol=1e-3)
+    assert probe_video(tmp_path / "batches.mp4").duration_s == pytest.approx(30 / 12)
+    decoded, _ = read_video(tmp_path / "batches.mp4")
+    assert np.abs(decoded[:, 16, 24, 2].astype(float) - frames[:, 16, 24, 2]).max() < 8
+
+
+KILLED_WRITER = """
+import sys
+import numpy as np
+sys.path[:0] = [{repo!r}, {here!r}]
+from test_video_io import gradient_frames
+from zizi_models.video_io import VideoWriter
+
+frames = gradient_frames(400, 32, 32)
+writer = VideoWriter({path!r}, fps=12)
+for start in range(0, 400, {chunk}):
+    writer.write(frames[start : start + {chunk}])
+    print(start + {chunk}, flush=True)  # this chunk's write() has returned
+"""
+
+
+def test_a_writer_killed_mid_stream_leaves_every_finished_chunk_decodable(tmp_path) -> None:
+    """SIGKILL (no close(), no atexit): the mp4 still decodes, up to at least the last finished chunk."""
+    chunk, path = 8, tmp_path / "killed.mp4"
+    here = Path(__file__).resolve().parent
+    code = KILLED_WRITER.format(repo=str(here.parents[1]), here=str(here), path=str(path), chunk=chunk)
+    child = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+    try:
+        while int(child.stdout.readline() or 400) < 3 * chunk:
+            pass  # the child keeps writing: the kill lands while a later chunk is being written
+    finally:
+        child.send_signal(signal.SIGKILL)
+        child.wait(30)
+    finished = [int(line) for line in child.stdout.read().split()]
+    written = max(finished, default=3 * chunk)
+    assert child.returncode == -signal.SIGKILL and written < 400, "the child was not killed mid-stream"
+    decoded, fps = read_video(path)
+    assert fps == pytest.approx(12)
+    assert written <= len(decoded) <= written + chunk
+    expected = gradient_frames(len(decoded), 32, 32)
+    blue = decoded[..., 2].astype(float).mean(axis=(1, 2))  # the frame's index, in steps of 20 levels
+    assert np.abs(blue - expected[:, 0, 0, 2]).max() < 6, "frames lost, repeated or out of order"
+    assert np.abs(decoded.astype(float) - expected).mean() < 4.0
+
+    # a file cut inside a fragment (the kill landed during a write): the complete fragments before it decode
+    data = path.read_bytes()
+    cut = tmp_path / "cut.mp4"
+    cut.write_bytes(data[: len(data) - 40])
+    assert len(decoded) - chunk <= len(read_video(cut)[0]) < len(decoded)
