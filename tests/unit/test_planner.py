@@ -1,4 +1,5 @@
-"""Autoregressive planner: seed-001 scheme, the shared position rule, plan invariants, streaming helpers."""
+"""Autoregressive planner: seed-001 scheme, the shared position rule, plan invariants, streaming helpers, and
+the plan one stage at a time (zizi_models/stage_plan.py, what the stage nodes run)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ from collections import Counter
 from itertools import pairwise
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from zizi_models.planner import (
@@ -19,6 +20,7 @@ from zizi_models.planner import (
     validate_plan,
     window_positions,
 )
+from zizi_models.stage_plan import extrapolation_step, interpolation_steps, stage_steps, starter_step
 
 PLAN_20 = """\
   0 starter     0*, 1!, 2!, 3!, 4!, 5!, 6!  @ 0 2 3 4 5 6 7
@@ -418,3 +420,50 @@ def test_long_plans_print_as_a_summary() -> None:
     assert "steps not shown" in text
     short = plan_video(23, window=7, stride=4)
     assert format_plan(short, max_lines=20) == format_plan(short)  # short plans print in full
+
+
+# ---------------------------------------------------------------- the plan one stage at a time (stage nodes)
+
+
+def replay_by_stage(total, window, stride, max_positions, hint, interpolate, context_frames, by_count):
+    """What a graph of stage nodes computes with the controller's settings, as (step index, step): a starter of
+    `window` frames, then per round one extrapolation (told total_frames, or the count of the controller's step and
+    its stride) and, at stride > 1, one interpolation. Step indices are counted along as the nodes' zizi_step."""
+    plan = plan_video(total, window=window, stride=stride, max_positions=max_positions, hint=hint,
+                      interpolate=interpolate, context_frames=context_frames)
+    extrapolations = iter(stage_steps(plan, "extrapolate"))
+    s = stride if interpolate else 1
+    out, exists = [], ({0} if hint else set())
+
+    def run(steps):
+        for step in steps:
+            out.append((len(out), step))
+            exists.update(step.generate)
+
+    first = starter_step(min(window, total), max_positions, hint)
+    if first is not None:
+        run([first])
+    while max(exists) < total - 1:
+        if by_count:  # the user copies the controller's step: its count, and its stride (1 in the tail)
+            _, ref = next(extrapolations)
+            previous = max(f for f in ref.known if f != ref.anchor) if len(ref.known) > (ref.anchor is not None) else 0
+            step_stride = ref.generate[0] - previous
+            run([extrapolation_step(exists, window, step_stride, max_positions, context_frames, count=len(ref.generate))])
+        else:
+            run([extrapolation_step(exists, window, s, max_positions, context_frames, total_frames=total)])
+        if s > 1:
+            run(interpolation_steps(exists, window, max_positions))
+    return plan, out
+
+
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(plan_args(), st.booleans())
+def test_stage_by_stage_replay_is_the_controllers_plan(args, by_count):
+    """The stage nodes' planning (zizi_models/stage_plan.py), chained as a user mirrors a controller run, takes
+    exactly the controller's steps, with the controller's step indices (which seed each step)."""
+    args = {**args, "anchor": "first"}  # the controller always anchors frame 0
+    assume(expected_rejection(*args.values()) is None)
+    args.pop("anchor")
+    plan, replayed = replay_by_stage(*args.values(), by_count=by_count)
+    assert replayed == list(enumerate(plan))
+

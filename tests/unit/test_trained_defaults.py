@@ -116,12 +116,3 @@ def test_nodes_resolve_auto_and_say_so(comfy_pack) -> None:
     assert window == 5 and "window cut to total_frames" in used
     with pytest.raises(ValueError, match="^window: 1 frame"):
         sampling.resolve_window_stride(puppet, 1, 0, 240)
-
-
-def test_extrapolate_auto_count_fills_the_window_within_positions(comfy_pack) -> None:
-    auto_count = comfy_pack.nodes.window_samplers.auto_count
-    # window 8: anchor + 3 context frames leave 4 new frames; positions stay below max_positions
-    assert auto_count(8, 32, [2, 6, 10], True, 10, 4) == 4  # last new frame 26 at position 26 - 2 + 2 = 26
-    assert auto_count(8, 20, [2, 6, 10], True, 10, 4) == 2  # 3 new frames would reach position 22 - 2 + 2 = 22
-    assert auto_count(16, 32, [0, 1, 2], False, 2, 1) == 13  # frame 0 in the context is the anchor
-    assert auto_count(4, 32, [5, 6, 7], False, 7, 4) == 1  # never less than one

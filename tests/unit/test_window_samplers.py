@@ -77,6 +77,9 @@ def test_the_anchor_reaches_the_model_exactly_and_augmenting_it_would_change_the
     exact, _ = extrapolate(nodes, model, pos, neg, known_video(), snr=snr)
     (request,) = requests
     frames = list(request.frames)
+    # the loop controller's step 1 (the planner's): context on the stride grid 6, 2 (before the planner drove this
+    # node it was the last known frames 4, 5, 6; the new frames 10, 14, 18 are the same)
+    assert frames == [0, 2, 6, 10, 14, 18]
     anchor, context = frames.index(0), [i for i, f in enumerate(frames) if 0 < f < 7]
     model_space = comfy_pack.nodes.comfy.latent_to_model_space(model, request.latents)
     window = request.window
