@@ -12,13 +12,13 @@ from __future__ import annotations
 
 import io
 import logging
-import tarfile
 from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
 
+from devtools.ade_anchor import ADE_LOADER, OUR_ANIMATEDIFF_PREFIX, server_with_ade
 from devtools.comfy_client import ComfyClient
 from devtools.comfy_server import ComfyServer
 from devtools.random_addons import sd15_motion_module_ckpt
@@ -27,26 +27,15 @@ pytestmark = pytest.mark.server
 log = logging.getLogger(__name__)
 
 SD15_CHECKPOINT_NAME = "sd15_random.safetensors"
-ADE_TARBALL = Path(__file__).resolve().parents[3] / "shared" / "anchors" / "ComfyUI-AnimateDiff-Evolved-1.5.7.tar.gz"
 FRAMES, SIZE, STEPS, CFG, SEED = 16, 64, 2, 7.0, 5
 TOLERANCE = 2.0  # grey levels, the largest per-pixel difference allowed
-OUR_PREFIX = "animatediff_models/"
 
 
 @pytest.fixture(scope="module")
 def ade_server(comfyui_dir: Path, sd15_checkpoint_path: Path, tmp_path_factory: pytest.TempPathFactory):
-    if not ADE_TARBALL.is_file():
-        pytest.fail(f"{ADE_TARBALL} is missing: the parity test needs AnimateDiff-Evolved beside our pack")
-    base = tmp_path_factory.mktemp("comfyui-with-ade")
-    server = ComfyServer(comfyui_dir, base)
-    server.prepare()
-    with tarfile.open(ADE_TARBALL) as archive:
-        archive.extractall(base / "custom_nodes", filter="data")
-    (server.models_dir / "checkpoints" / SD15_CHECKPOINT_NAME).symlink_to(sd15_checkpoint_path)
-    motion = server.models_dir / "animatediff_models"
-    motion.mkdir(parents=True, exist_ok=True)
-    for version in ("v2", "v3"):
-        (motion / f"mm_random_{version}.ckpt").symlink_to(sd15_motion_module_ckpt(version, seed=0))
+    modules = {f"mm_random_{version}.ckpt": sd15_motion_module_ckpt(version, seed=0) for version in ("v2", "v3")}
+    server = server_with_ade(comfyui_dir, tmp_path_factory.mktemp("comfyui-with-ade"),
+                             {SD15_CHECKPOINT_NAME: sd15_checkpoint_path}, modules)
     server.start()
     yield server
     server.stop()
@@ -60,8 +49,8 @@ def parity_prompt(module: str, ours_schedule: str, ade_schedule: str) -> dict:
         "3": {"class_type": "CLIPTextEncode", "inputs": {"text": "blurry", "clip": ["1", 1]}},
         "4": {"class_type": "EmptyLatentImage", "inputs": {"width": SIZE, "height": SIZE, "batch_size": FRAMES}},
         "10": {"class_type": "ZiziTemporalModelLoader", "inputs": {
-            "model": ["1", 0], "temporal_module": OUR_PREFIX + module, "beta_schedule": ours_schedule}},
-        "20": {"class_type": "ADE_AnimateDiffLoaderGen1", "inputs": {
+            "model": ["1", 0], "temporal_module": OUR_ANIMATEDIFF_PREFIX + module, "beta_schedule": ours_schedule}},
+        "20": {"class_type": ADE_LOADER, "inputs": {
             "model": ["1", 0], "model_name": module, "beta_schedule": ade_schedule}},
     }
     for first, name in ((10, "ours"), (20, "ade")):
@@ -93,7 +82,7 @@ def difference(a: np.ndarray, b: np.ndarray) -> str:
 
 def test_v2_frames_equal_animatediff_evolved_with_either_schedule(ade_server: ComfyServer) -> None:
     client = ComfyClient(ade_server.url)
-    assert "ADE_AnimateDiffLoaderGen1" in client.object_info(), f"ADE did not load:\n{ade_server.log_tail()}"
+    assert ADE_LOADER in client.object_info(), f"ADE did not load:\n{ade_server.log_tail()}"
     ours, ade = run_both(client, "mm_random_v2.ckpt", "auto", "autoselect")
     log.info("v2 defaults: %s", difference(ours, ade))
     assert np.abs(ours - ade).max() <= TOLERANCE, f"defaults differ: {difference(ours, ade)}"
