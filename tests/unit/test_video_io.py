@@ -51,7 +51,9 @@ def test_fps_resampling_picks_every_other_frame(tmp_path) -> None:
     assert fps == 12
     assert len(decoded) == 12
     expected_blue = frames[::2, 0, 0, 2].astype(float)
-    assert np.abs(decoded[:, 16, 16, 2] - expected_blue).max() < 6
+    # neighbouring source frames differ by 20 in blue: within 10 of the expected value is that frame and no other
+    # (H.264 + yuv420p alone put the pixel 3-6 grey levels off)
+    assert np.abs(decoded[:, 16, 16, 2] - expected_blue).max() < 10
 
 
 def test_upsampling_never_repeats_frames_and_trims(tmp_path) -> None:
