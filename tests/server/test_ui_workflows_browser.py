@@ -326,6 +326,8 @@ def problems(result: LoadResult, workflow: dict, api_prompt: dict | None, object
             info = object_info.get(api_node["class_type"], {}).get("input", {})
             specs = {**info.get("required", {}), **info.get("optional", {})}
             for name in sorted(set(got_node["inputs"]) | set(api_node["inputs"])):
+                if name not in specs and name not in api_node["inputs"]:
+                    continue  # a frontend-only widget (e.g. the upload's "video-preview"), which the server drops
                 got_value = got_node["inputs"].get(name, "<absent>")
                 want_value = api_node["inputs"].get(name, _default(specs[name]) if name in specs else "<absent>")
                 if got_value != want_value:
