@@ -125,14 +125,22 @@ class PoseImages:
             raise ValueError(f"{input_name}: images have {images.shape[-1]} channels, the pose encoder needs {channels}")
         scale = temporal.config.pose_downscale
         self.images, self.channels, self.size = images, channels, (latent_height * scale, latent_width * scale)
+        self._resized: dict[int, torch.Tensor] = {}  # the last window's frames, [C, h * s, w * s] each
 
     def __call__(self, frames: list[int]) -> torch.Tensor:
+        """Each source image is resized once while consecutive windows share it (anchor, overlap, a single
+        image for all frames): the last window's resized frames are kept, nothing older."""
         index = [0] * len(frames) if self.images.shape[0] == 1 else list(frames)
-        window = self.images[index, ..., :self.channels].float()  # [F, H, W, C]
-        height, width = self.size
-        if tuple(window.shape[1:3]) != self.size:
-            window = torch.from_numpy(resize_and_crop(window.cpu().numpy(), width, height)).clamp(0, 1)
-        return rearrange(window, "f h w c -> f c h w")
+        kept, missing = self._resized, [i for i in dict.fromkeys(index) if i not in self._resized]
+        resized = {i: kept[i] for i in index if i in kept}
+        if missing:
+            window = self.images[missing, ..., :self.channels].float()  # [N, H, W, C]
+            height, width = self.size
+            if tuple(window.shape[1:3]) != self.size:
+                window = torch.from_numpy(resize_and_crop(window.cpu().numpy(), width, height)).clamp(0, 1)
+            resized.update(zip(missing, rearrange(window, "n h w c -> n c h w"), strict=True))
+        self._resized = resized
+        return torch.stack([resized[i] for i in index])
 
 
 def pose_images_for(pose_images: torch.Tensor | None, temporal, frames_needed: int, latent_height: int,

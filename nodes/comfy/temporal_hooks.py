@@ -57,8 +57,12 @@ def run_injected(layer, x, emb, context, transformer_options, *args, **kwargs):
 
 
 def frame_call_wrapper(executor, x, timesteps, context, y, control, transformer_options, **kwargs):
-    """DIFFUSION_MODEL wrapper: build this call's FrameCall from the window the sampler set, or treat
-    the latent batch as one clip of contiguous frames (plain KSampler on a frame batch)."""
+    """DIFFUSION_MODEL wrapper: this call's FrameCall from the window the sampler set, or treat the latent
+    batch as one clip of contiguous frames (plain KSampler on a frame batch).
+
+    The window keeps the FrameCall it built for this batch layout and device (``WindowInputs.for_batch``),
+    so every step of a window reuses its device inputs and its known-frame, pose and level features; nothing
+    here or in the temporal layers reads a tensor back to the host."""
     window = transformer_options.get(WINDOW_OPTION)
     if window is None:
         copies = max(1, len(transformer_options.get("cond_or_uncond", [0])))

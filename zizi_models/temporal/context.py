@@ -11,6 +11,10 @@ batch back into videos and each frame's real position. The host builds one
 Positions are frame indices (0-based, possibly non-contiguous, e.g. an anchor frame
 far back plus a window at stride 4). They index the sinusoidal position table, so
 they must lie in [0, max_positions) of the temporal module.
+
+Their (min, max) bounds are checked on the host. Give them (`bounds=`, or build with `on_device`
+from host positions) so that a context on an accelerator never reads its positions back: the
+UNet path then has no host synchronisation.
 """
 
 from __future__ import annotations
@@ -27,11 +31,15 @@ class FrameContext:
 
     positions: LongTensor [B, F], the position of every frame of every video in the batch.
     Frames of one video are contiguous in the flat batch: row `b * F + f` is frame f of video b.
+    bounds: (min, max) of positions when the caller knows them; read from positions otherwise
+    (one device sync for positions on an accelerator).
     """
 
     positions: torch.Tensor
+    bounds: tuple[int, int] | None = field(default=None, repr=False, compare=False)
     _min_position: int = field(init=False, repr=False)
     _max_position: int = field(init=False, repr=False)
+    _stacked: dict = field(init=False, repr=False, compare=False, default_factory=dict)
 
     def __post_init__(self) -> None:
         positions = self.positions
@@ -48,9 +56,20 @@ class FrameContext:
                 f"FrameContext positions must be integers (frame indices), got dtype {positions.dtype}"
             )
         self.positions = positions.long()
-        # one host sync here instead of one per attention layer
-        self._min_position = int(self.positions.min())
-        self._max_position = int(self.positions.max())
+        if self.bounds is None:  # read once here (a host sync on an accelerator) instead of per attention layer
+            self.bounds = (int(self.positions.min()), int(self.positions.max()))
+        low, high = (int(b) for b in self.bounds)
+        if low > high:
+            raise ValueError(f"FrameContext bounds {self.bounds} must be (min, max) of the positions")
+        self.bounds = (low, high)
+        self._min_position, self._max_position = low, high
+
+    @classmethod
+    def on_device(cls, positions: torch.Tensor, device: torch.device | str | None) -> FrameContext:
+        """A context on `device` with bounds read where positions are now (no sync for host positions)."""
+        positions = torch.as_tensor(positions)
+        bounds = (int(positions.min()), int(positions.max())) if positions.numel() else None
+        return cls(positions if device is None else positions.to(device), bounds=bounds)
 
     @classmethod
     def contiguous(
@@ -58,7 +77,7 @@ class FrameContext:
     ) -> FrameContext:
         """Frames 0..F-1 for every video: AnimateDiff's implicit layout."""
         positions = repeat(torch.arange(num_frames, device=device), "f -> b f", b=batch_size)
-        return cls(positions)
+        return cls(positions, bounds=(0, num_frames - 1) if num_frames > 0 else None)
 
     @property
     def batch_size(self) -> int:
@@ -77,7 +96,7 @@ class FrameContext:
         return self._max_position
 
     def to(self, device: torch.device | str) -> FrameContext:
-        return FrameContext(self.positions.to(device))
+        return FrameContext(self.positions.to(device), bounds=self.bounds)
 
     def positions_for_batch(self, batch_frames: int) -> torch.Tensor:
         """Positions [B', F] for a flat batch of `batch_frames` rows.
@@ -95,4 +114,7 @@ class FrameContext:
         copies = batch_frames // per_copy
         if copies == 1:
             return self.positions
-        return repeat(self.positions, "b f -> (k b) f", k=copies)
+        stacked = self._stacked.get(copies)  # the same for every layer (and every call of a cached FrameCall)
+        if stacked is None:
+            stacked = self._stacked[copies] = repeat(self.positions, "b f -> (k b) f", k=copies)
+        return stacked

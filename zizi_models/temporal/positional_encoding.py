@@ -14,10 +14,13 @@ exactly while non-contiguous windows (stride 4, a far anchor) get their true spa
 from __future__ import annotations
 
 import math
+import weakref
 
 import torch
 from einops import rearrange
 from torch import nn
+
+from .tensor_stamp import tensor_stamp
 
 
 def sinusoidal_table(max_positions: int, dim: int) -> torch.Tensor:
@@ -43,6 +46,9 @@ class SinusoidalPositionEncoding(nn.Module):
         self.dim = dim
         self.max_positions = max_positions
         self.register_buffer("pe", sinusoidal_table(max_positions, dim), persistent=True)
+        # the last gather: (weakref to positions, dtype, pe identity and version, encodings). A FrameContext
+        # hands every UNet call of a window the same positions tensor, so the gather runs once per window.
+        self._last: tuple | None = None
 
     def check_positions(self, positions: torch.Tensor, bounds: tuple[int, int] | None = None) -> None:
         """Raise ValueError unless every position is in [0, max_positions).
@@ -61,11 +67,23 @@ class SinusoidalPositionEncoding(nn.Module):
         self.check_positions(positions, bounds)
         return self.pe[0, positions.to(self.pe.device)]
 
+    def __getstate__(self) -> dict:
+        return {**self.__dict__, "_last": None}  # a weakref does not pickle; the copy gathers anew
+
+    def _encodings(self, positions: torch.Tensor, bounds: tuple[int, int] | None, dtype: torch.dtype) -> torch.Tensor:
+        stamp = (dtype, tensor_stamp(self.pe), tensor_stamp(positions))
+        last = getattr(self, "_last", None)
+        if last is not None and last[0]() is positions and last[1] == stamp:
+            return last[2]
+        encodings = self.gather(positions, bounds).to(dtype)
+        self._last = (weakref.ref(positions), stamp, encodings)
+        return encodings
+
     def forward(
         self, tokens: torch.Tensor, positions: torch.Tensor, bounds: tuple[int, int] | None = None
     ) -> torch.Tensor:
         """tokens [(B D) F C] (D = spatial locations), positions [B, F] -> tokens + pe, same shape."""
-        encodings = self.gather(positions, bounds).to(tokens.dtype)  # [B, F, C]
+        encodings = self._encodings(positions, bounds, tokens.dtype)  # [B, F, C]
         tokens = rearrange(tokens, "(b d) f c -> b d f c", b=positions.shape[0])
         tokens = tokens + encodings[:, None]
         return rearrange(tokens, "b d f c -> (b d) f c")

@@ -218,7 +218,7 @@ class ZiziVideoUNet(nn.Module):
         if positions is None:
             ctx = FrameContext.contiguous(batch, frames, device)
         else:
-            ctx = FrameContext(positions.to(device))
+            ctx = FrameContext.on_device(positions, device)  # bounds read before the move: no sync for host positions
         if (ctx.batch_size, ctx.num_frames) != (batch, frames):
             raise ValueError(
                 f"positions shape {tuple(ctx.positions.shape)} must be [B, F] = {(batch, frames)}"
