@@ -18,9 +18,8 @@ import pytest
 import torch
 from torch.utils._python_dispatch import TorchDispatchMode
 
-from devtools.random_sd15 import TINY_UNET_CONFIG, TINY_VAE_CONFIG, build_unet
-from zizi_models.sd15_keys import to_ldm
-from zizi_models.temporal import ZiziTemporalModel, temporal_config_for_unet
+from devtools.random_sd15 import TINY_UNET_CONFIG, build_unet
+from tests.unit.tiny_inflated import inflate, randomized_temporal
 
 SIZE = 16  # latent grid; pose images at 8x
 FRAMES = 4
@@ -76,29 +75,12 @@ class HostSyncGuard(TorchDispatchMode):
         return super().__exit__(*exc)
 
 
-def randomized_temporal(unet, seed: int) -> ZiziTemporalModel:
-    """Every part on and random (zero-init ones included): temporal convs, pose encoder, level embedding."""
-    temporal = ZiziTemporalModel(temporal_config_for_unet(unet, has_temporal_conv=True, pose_channels=3, pose_downscale=8))
-    generator = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for p in temporal.parameters():
-            p.copy_(torch.randn(p.shape, generator=generator) * 0.05 + (p if p.ndim == 1 else 0))
-    return temporal.eval()
-
-
 @pytest.fixture(scope="module")
 def models(comfy_pack, one_torch_thread):
-    bridge = comfy_pack.nodes.comfy
-    pack_temporal = comfy_pack.zizi_models.temporal
     unet = build_unet(TINY_UNET_CONFIG, seed=3).float()
-    temporal = randomized_temporal(unet, seed=4)
-    base = bridge.sd15_model_from_state_dict(to_ldm(unet.state_dict(), {}, {}, TINY_UNET_CONFIG, TINY_VAE_CONFIG),
-                                             dtype=torch.float32)
-    comfy_temporal = pack_temporal.ZiziTemporalModel(pack_temporal.TemporalModelConfig.from_dict(temporal.config.to_dict()))
-    comfy_temporal.load_state_dict(temporal.state_dict())
-    patched = bridge.inject_temporal_model(base, comfy_temporal)
+    _, patched, comfy_temporal = inflate(comfy_pack, unet, randomized_temporal(unet, seed=4))
     hooks = sys.modules[f"{comfy_pack.__name__}.nodes.comfy.temporal_hooks"]
-    return patched, bridge, pack_temporal, hooks, comfy_temporal
+    return patched, comfy_pack.nodes.comfy, comfy_pack.zizi_models.temporal, hooks, comfy_temporal
 
 
 def comfy_pack_name(pack_temporal) -> str:

@@ -8,8 +8,9 @@ import pytest
 import torch
 
 from devtools.random_sd15 import TINY_UNET_CONFIG, TINY_VAE_CONFIG, build_unet
+from tests.unit.tiny_inflated import inflate, randomized_temporal
 from zizi_models.sd15_keys import to_ldm
-from zizi_models.temporal import ZiziTemporalModel, ZiziVideoUNet, temporal_config_for_unet
+from zizi_models.temporal import ZiziVideoUNet, temporal_config_for_unet
 
 # 32x32 latents: the deepest level is then 4x4. At 1x1 (8x8 latents) a per-frame GroupNorm of 64
 # channels in 32 groups normalises 2 numbers, which turns float rounding into 1e-2 differences.
@@ -19,30 +20,13 @@ MASK = torch.tensor([1.0, 1.0, 0.0, 1.0, 0.0, 0.0, 0.0])
 LEVEL = torch.tensor([0.0, 0.25, 0.0, 0.6, 0.0, 0.0, 0.0])
 
 
-def randomized_temporal(unet, seed: int) -> ZiziTemporalModel:
-    """A temporal model with every parameter random (zero-init parts included), temporal convs and a pose
-    encoder (RGB pose images at 8x the latent grid) on."""
-    temporal = ZiziTemporalModel(temporal_config_for_unet(unet, has_temporal_conv=True, pose_channels=3, pose_downscale=8))
-    generator = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for p in temporal.parameters():
-            p.copy_(torch.randn(p.shape, generator=generator) * 0.05 + (p if p.ndim == 1 else 0))
-    return temporal.eval()
-
-
 @pytest.fixture(scope="module")
 def models(comfy_pack):
     torch.manual_seed(0)
     unet = build_unet(TINY_UNET_CONFIG, seed=3).float()
     temporal = randomized_temporal(unet, seed=4)
-    bridge = comfy_pack.nodes.comfy
-    pack_temporal = comfy_pack.zizi_models.temporal
-    ldm = to_ldm(unet.state_dict(), {}, {}, TINY_UNET_CONFIG, TINY_VAE_CONFIG)
-    base = bridge.sd15_model_from_state_dict(ldm, dtype=torch.float32)
-    comfy_temporal = pack_temporal.ZiziTemporalModel(pack_temporal.TemporalModelConfig.from_dict(temporal.config.to_dict()))
-    comfy_temporal.load_state_dict(temporal.state_dict())
-    patched = bridge.inject_temporal_model(base, comfy_temporal)
-    return unet, temporal, base, patched, bridge, pack_temporal
+    base, patched, _ = inflate(comfy_pack, unet, temporal)
+    return unet, temporal, base, patched, comfy_pack.nodes.comfy, comfy_pack.zizi_models.temporal
 
 
 def comfy_predict(patched, bridge, pack_temporal, x, t, context, window, cond_or_uncond):

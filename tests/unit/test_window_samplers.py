@@ -10,27 +10,17 @@ import torch
 import torch.nn.functional as F
 from einops import rearrange
 
-from devtools.random_sd15 import TINY_UNET_CONFIG, TINY_VAE_CONFIG, build_unet
-from zizi_models.sd15_keys import to_ldm
-from zizi_models.temporal import ZiziTemporalModel, temporal_config_for_unet
+from devtools.random_sd15 import TINY_UNET_CONFIG, build_unet
+from tests.unit.tiny_inflated import inflate, perturbed_temporal
 
 LATENT = 16  # 128x128 frames
 
 
 @pytest.fixture(scope="module")
 def setup(comfy_pack):
-    bridge = comfy_pack.nodes.comfy
-    pack_temporal = comfy_pack.zizi_models.temporal
     unet = build_unet(TINY_UNET_CONFIG, seed=5).float()
-    base = bridge.sd15_model_from_state_dict(to_ldm(unet.state_dict(), {}, {}, TINY_UNET_CONFIG, TINY_VAE_CONFIG), dtype=torch.float32)
-    temporal = ZiziTemporalModel(temporal_config_for_unet(unet))
     generator = torch.Generator().manual_seed(6)
-    with torch.no_grad():  # a "trained" module: every part, zero-initialised ones included, acts
-        for p in temporal.parameters():
-            p.add_(torch.randn(p.shape, generator=generator) * 0.05)
-    pack_model = pack_temporal.ZiziTemporalModel(pack_temporal.TemporalModelConfig.from_dict(temporal.config.to_dict()))
-    pack_model.load_state_dict(temporal.state_dict())
-    model = bridge.inject_temporal_model(base, pack_model)
+    base, model, _ = inflate(comfy_pack, unet, perturbed_temporal(unet, generator))
     conditioning = [[torch.randn(1, 77, 32, generator=generator), {}]]
     negative = [[torch.zeros(1, 77, 32), {}]]
     return comfy_pack.nodes.window_samplers, model, base, conditioning, negative
