@@ -100,11 +100,9 @@ class ZiziLoopController:
     @classmethod
     def VALIDATE_INPUTS(cls, width: int | None = None, height: int | None = None,
                         total_frames: int | None = None) -> bool | str:
-        # ComfyUI skips its own min/max check for the inputs named here, so their declared range is checked
-        # first; inputs fed by links arrive as None and are checked when the node runs. `window` is not
-        # named (ComfyUI checks its range; auto is resolved at run time).
-        return (out_of_range(cls.INPUT_TYPES(), width=width, height=height, total_frames=total_frames)
-                or check_inputs(width, height, None, None) or True)
+        # the declared ranges of every numeric input are checked before this (nodes/input_ranges.py); inputs
+        # fed by links arrive as None and are checked when the node runs
+        return check_inputs(width, height, None, None) or True
 
     def generate(self, model, positive, negative, vae, width: int, height: int, total_frames: int, window: int,
                  stride: int, snr: float, seed: int, steps: int, cfg: float, sampler_name: str, scheduler: str,

@@ -14,8 +14,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 
-from ..zizi_models import autoregressive
-from ..zizi_models.autoregressive import LatentStore
+from ..zizi_models.autoregressive import LatentStore, run_plan
 from ..zizi_models.planner import ANCHOR_GAP, PlanStep
 from ..zizi_models.stage_plan import extrapolation_step, interpolation_steps, starter_step
 from ..zizi_models.temporal.trained_defaults import AUTO, trained_defaults_of
@@ -92,13 +91,12 @@ def run_steps(model, positive, negative, store: LatentStore, steps_plan: list[Pl
     progress = runtime.SamplingProgress(sum(len(s.generate) for s in steps_plan), node_id)
     sampler = WindowSampler(model, positive, negative, steps, cfg, sampler_name, scheduler, denoise, progress, pose,
                             plan=steps_plan)
-    for local, plan_step in enumerate(steps_plan):
-        runtime.throw_if_interrupted()
-        request = autoregressive.window_request(plan_step, first_index + local, store, snr_value(snr), seed,
-                                                sampler.to_model_space)
-        sampled = sampler(dataclasses.replace(request, step_index=local))  # progress text: this node's windows
-        keep = [i for i, f in enumerate(request.frames) if not plan_step.is_known(f)]
-        store.put([request.frames[i] for i in keep], sampled[keep])
+
+    def sample_window(request):  # progress text counts this node's windows
+        return sampler(dataclasses.replace(request, step_index=request.step_index - first_index))
+
+    run_plan(steps_plan, store, sample_window, snr_value(snr), seed, to_model_space=sampler.to_model_space,
+             check_interrupt=runtime.throw_if_interrupted, first_index=first_index)
 
 
 def output(store: LatentStore, frames: list[int], done: int) -> dict:

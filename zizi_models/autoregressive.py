@@ -85,13 +85,15 @@ def run_plan(
     to_model_space: Callable[[torch.Tensor], torch.Tensor] = lambda z: z,
     on_frames_final: Callable[[list[int]], None] | None = None,
     check_interrupt: Callable[[], None] | None = None,
+    first_index: int = 0,
 ) -> LatentStore:
     """Execute ``steps`` (PlanStep-like: frames, known, generate, positions, is_known, is_anchor).
 
     ``sample_window(request) -> [F, C, h, w]`` raw latents for the window; only the ``generate`` frames
     are kept. ``on_frames_final(frames)`` gets, after each step, the frames that are now final and
     contiguous from the start (each frame exactly once, in order). ``check_interrupt()`` runs before
-    every step and may raise to stop; what exists so far stays in ``store``.
+    every step and may raise to stop; what exists so far stays in ``store``. ``first_index``: the index
+    of ``steps[0]`` in the whole plan (a stage node running part of it), which seeds each step.
     """
     if snr < 0 or math.isnan(snr):
         raise ValueError(f"snr must be >= 0 (inf = no augmentation), got {snr}")
@@ -100,7 +102,7 @@ def run_plan(
     for index, step in enumerate(steps):
         if check_interrupt is not None:
             check_interrupt()
-        request = window_request(step, index, store, snr, seed, to_model_space)
+        request = window_request(step, first_index + index, store, snr, seed, to_model_space)
         sampled = sample_window(request)
         keep = [i for i, f in enumerate(request.frames) if not step.is_known(f)]
         store.put([request.frames[i] for i in keep], sampled[keep])
