@@ -15,10 +15,10 @@ from __future__ import annotations
 import argparse
 import gc
 import logging
+import os
 import platform
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 from types import SimpleNamespace
@@ -29,6 +29,7 @@ from einops import repeat
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from bench.versus_ade import PeakRss  # noqa: E402
 from devtools.comfy_inprocess import import_pack  # noqa: E402
 from devtools.comfyui_provision import find_comfyui  # noqa: E402
 
@@ -79,27 +80,13 @@ def mp4_frames(folder: Path) -> int:
 
 
 def peak_rss_growth(work) -> tuple[object, float, float]:
-    """(result of work(), peak RSS growth in MiB, seconds)."""
+    """(result of work(), peak RSS growth of this process in MiB, seconds), RSS sampled every 2 ms."""
     gc.collect()
-    process = psutil.Process()
-    base = peak = process.memory_info().rss
-    stop = threading.Event()
-
-    def poll() -> None:
-        nonlocal peak
-        while not stop.wait(0.002):
-            peak = max(peak, process.memory_info().rss)
-
-    thread = threading.Thread(target=poll, daemon=True)
-    thread.start()
-    started = time.perf_counter()
-    try:
+    with PeakRss(os.getpid(), interval=0.002) as rss:
+        started = time.perf_counter()
         result = work()
-    finally:
         seconds = time.perf_counter() - started
-        stop.set()
-        thread.join()
-    return result, (max(peak, process.memory_info().rss) - base) / 2**20, seconds
+    return result, (rss.peak - rss.start) / 2**20, seconds
 
 
 def main() -> int:
