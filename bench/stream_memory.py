@@ -29,7 +29,7 @@ from einops import repeat
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.versus_ade import PeakRss  # noqa: E402
+from bench.peak_rss import PeakRss  # noqa: E402
 from devtools.comfy_inprocess import import_pack  # noqa: E402
 from devtools.comfyui_provision import find_comfyui  # noqa: E402
 

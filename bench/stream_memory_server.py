@@ -25,7 +25,7 @@ import psutil
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.versus_ade import PeakRss  # noqa: E402
+from bench.peak_rss import PeakRss  # noqa: E402
 from devtools.comfy_client import ComfyClient  # noqa: E402
 from devtools.comfy_server import ComfyServer  # noqa: E402
 from devtools.comfyui_provision import find_comfyui  # noqa: E402

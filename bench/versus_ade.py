@@ -28,7 +28,6 @@ import shlex
 import statistics
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 
@@ -36,6 +35,7 @@ import psutil
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from bench.peak_rss import PeakRss  # noqa: E402
 from devtools.ade_anchor import ADE_LOADER, OUR_ANIMATEDIFF_PREFIX, server_with_ade  # noqa: E402
 from devtools.comfy_client import ComfyClient  # noqa: E402
 from devtools.comfyui_provision import find_comfyui  # noqa: E402
@@ -46,38 +46,6 @@ log = logging.getLogger("bench.versus_ade")
 
 CHECKPOINT, MODULE = "sd15_random.safetensors", "mm_random_v2.ckpt"
 CONTEXT_LENGTH, CONTEXT_OVERLAP = 16, 4
-
-
-class PeakRss:
-    """Peak resident memory of a process (and its children) while the block runs, above the level at entry."""
-
-    def __init__(self, pid: int, interval: float = 0.05) -> None:
-        self.process, self.interval = psutil.Process(pid), interval
-        self.start = self.peak = 0
-        self._stop = threading.Event()
-
-    def _rss(self) -> int:
-        processes = [self.process, *self.process.children(recursive=True)]
-        return sum(p.memory_info().rss for p in processes if p.is_running())
-
-    def _watch(self) -> None:
-        while not self._stop.wait(self.interval):
-            self.peak = max(self.peak, self._rss())
-
-    def __enter__(self) -> PeakRss:
-        self.start = self.peak = self._rss()
-        self._thread = threading.Thread(target=self._watch, daemon=True)
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join()
-        self.peak = max(self.peak, self._rss())
-
-    @property
-    def growth_gb(self) -> float:
-        return (self.peak - self.start) / 1e9
 
 
 def common_nodes(size: int, frames: int) -> dict:
