@@ -1,4 +1,5 @@
-"""bench/quality.py's metrics: per-frame PSNR / SSIM, flicker and early / late windows (pure numpy + skimage).
+"""bench/quality.py's metrics: per-frame PSNR / SSIM, flicker, identity error and early / late windows (pure
+numpy + skimage).
 
 Frames are [T, H, W, C], uint8 0..255 or float 0..1; definitions in bench/quality.py's docstring.
 Unit-tested in tests/unit/test_quality_metrics.py.
@@ -63,12 +64,37 @@ def flicker(pred: np.ndarray, target: np.ndarray) -> float:
     return float(flicker_per_transition(pred, target).mean())
 
 
+MIN_PART_PIXELS = 4  # a body part counts in a frame's identity error when this many whole pixels show it
+
+
+def identity_error_per_frame(video: np.ndarray, labels: np.ndarray, colours: np.ndarray,
+                             min_pixels: int = MIN_PART_PIXELS) -> np.ndarray:
+    """[T] identity error in 8-bit levels: for each body part p with at least ``min_pixels`` pixels in
+    ``labels[t] == p + 1`` (``render_part_labels`` of the known pose: the pixels wholly that part), the RGB
+    distance between the video's mean colour there and the part's true colour ``colours[p]`` (the first
+    frame's, 0..255); the frame's error is the mean over those parts (NaN when no part is visible)."""
+    video = as_float(video) * 255.0
+    labels, colours = np.asarray(labels), np.asarray(colours, dtype=np.float64)
+    if labels.shape != video.shape[:3]:
+        raise ValueError(f"labels must be [T, H, W] = {video.shape[:3]}, got {labels.shape}")
+    out = np.full(len(video), np.nan)
+    for t in range(len(video)):
+        errors = []
+        for p, colour in enumerate(colours):
+            region = labels[t] == p + 1
+            if region.sum() >= min_pixels:
+                errors.append(float(np.linalg.norm(video[t][region].mean(axis=0) - colour)))
+        if errors:
+            out[t] = float(np.mean(errors))
+    return out
+
+
 def window_mean(values: np.ndarray, first: int, last: int) -> float:
     """Mean of values[first..last] (inclusive), clipped to the array."""
     first, last = max(0, first), min(len(values) - 1, last)
     if last < first:
         return math.nan
-    return float(np.mean(values[first:last + 1]))
+    return float(np.nanmean(values[first:last + 1]))
 
 
 def late_window(frames: int) -> tuple[int, int]:
@@ -85,6 +111,7 @@ class Result:
     flicker: np.ndarray
     seconds: float = 0.0
     extra: dict = field(default_factory=dict)
+    identity: np.ndarray | None = None  # [T] identity_error_per_frame, when the truth's part labels are known
 
     def summary(self) -> dict:
         n = len(self.psnr)
@@ -98,9 +125,21 @@ class Result:
             "ssim_early": window_mean(self.ssim, *early),
             "ssim_late": window_mean(self.ssim, *late),
             "flicker": float(self.flicker.mean()) if len(self.flicker) else 0.0,
+            **self._identity_summary(),
         }
 
+    def _identity_summary(self) -> dict:
+        if self.identity is None:
+            return {}
+        n = len(self.identity)
+        early, late = window_mean(self.identity, *EARLY_WINDOW), window_mean(self.identity, *late_window(n))
+        return {"identity_mean": float(np.nanmean(self.identity[1:])) if n > 1 else float(np.nanmean(self.identity)),
+                "identity_early": early, "identity_late": late,
+                "identity_ratio": late / early if early > 0 else math.nan}
 
-def evaluate(name: str, snr, interpolate, video: np.ndarray, truth: np.ndarray, seconds: float = 0.0) -> Result:
+
+def evaluate(name: str, snr, interpolate, video: np.ndarray, truth: np.ndarray, seconds: float = 0.0,
+             labels: np.ndarray | None = None, colours: np.ndarray | None = None) -> Result:
+    identity = None if labels is None else identity_error_per_frame(video, labels, colours)
     return Result(name, snr, interpolate, psnr_per_frame(video, truth), ssim_per_frame(video, truth),
-                  flicker_per_transition(video, truth), seconds)
+                  flicker_per_transition(video, truth), seconds, identity=identity)

@@ -12,8 +12,9 @@ seeds change per run so ComfyUI's cache never answers. Runs alternate ours / ADE
 (a) a 16-frame latent batch through KSampler (+ VAE decode): ours (ZiziTemporalModelLoader, schedule
     auto) vs ADE (ADE_AnimateDiffLoaderGen1, autoselect): seconds, median of ``--repeats`` runs.
 (b) N-frame videos: ADE's context windows (ADE_StandardUniformContextOptions: 16 frames, overlap 4)
-    through KSampler vs ZiziLoopController at its defaults (window/stride auto: 16/4 for AnimateDiff
-    modules, every frame generated once), each decoded to IMAGE. Seconds per output frame and the
+    through KSampler vs ZiziLoopController (window/stride auto: 16/4 for AnimateDiff modules, every frame
+    generated once) with each of ``--plans``: "default" (interpolation, 3 context frames) and "fast"
+    (extrapolation only, 1 context frame: 14 new frames per 16-frame window), each decoded to IMAGE. Seconds per output frame and the
     server's peak RSS above its level just before the run (sampled every 50 ms), one run each.
 
 Prints markdown tables (stdout) for docs/benchmarks.md, with the device, versions and command.
@@ -89,15 +90,21 @@ def ade_batch(size: int, frames: int, seed: int, steps: int, cfg: float, context
     return decoded(prompt, ["21", 0])
 
 
-def ours_loop(size: int, frames: int, seed: int, steps: int, cfg: float) -> dict:
+# ZiziLoopController plans: (interpolate, context_frames); "fast" = every window extrapolates, from the anchor
+# and one earlier frame (the window-efficiency option of docs/quality.md: the most new frames per window)
+PLANS = {"default": (True, 3), "fast": (False, 1)}
+
+
+def ours_loop(size: int, frames: int, seed: int, steps: int, cfg: float, plan: str = "default") -> dict:
+    interpolate, context_frames = PLANS[plan]
     prompt = common_nodes(size, frames)
     prompt["10"] = {"class_type": "ZiziTemporalModelLoader", "inputs": {
         "model": ["1", 0], "temporal_module": OUR_ANIMATEDIFF_PREFIX + MODULE, "beta_schedule": "auto"}}
     prompt["12"] = {"class_type": "ZiziLoopController", "inputs": {
         "model": ["10", 0], "positive": ["2", 0], "negative": ["3", 0], "vae": ["1", 2], "width": size,
         "height": size, "total_frames": frames, "window": 0, "stride": 0, "snr": 0.66, "seed": seed,
-        "steps": steps, "cfg": cfg, "sampler_name": "euler", "scheduler": "normal", "interpolate": True,
-        "decode_chunk": 16}}
+        "steps": steps, "cfg": cfg, "sampler_name": "euler", "scheduler": "normal", "interpolate": interpolate,
+        "context_frames": context_frames, "decode_chunk": 16}}
     prompt["91"] = {"class_type": "PreviewImage", "inputs": {"images": ["12", 0]}}
     return prompt
 
@@ -129,19 +136,23 @@ def batch_table(client: ComfyClient, pid: int, args: argparse.Namespace) -> list
 
 def video_table(client: ComfyClient, pid: int, args: argparse.Namespace) -> None:
     """Printed row by row as the runs finish (a long sweep cut short keeps what it measured)."""
-    builders = {"ours": ours_loop, "ADE": lambda *a: ade_batch(*a, context=True)}
+    builders = {f"ours {plan}": (lambda *a, plan=plan: ours_loop(*a, plan=plan)) for plan in args.plans}
+    builders["ADE"] = lambda *a: ade_batch(*a, context=True)
     for build in builders.values():  # warm-up at the smallest length
         timed(client, build(args.size, min(args.frames), 2, args.steps, args.cfg), pid)
-    print("| N | ours s/frame | ADE s/frame | ratio | ours peak RSS over idle (GB) | ADE peak RSS over idle (GB) |\n"  # noqa: T201
-          "|---:|---:|---:|---:|---:|---:|", flush=True)
+    ours = [name for name in builders if name != "ADE"]
+    print("| N | " + " | ".join(f"{n} s/frame" for n in ours) + " | ADE s/frame | "  # noqa: T201
+          + " | ".join(f"{n} / ADE" for n in ours) + " | " + " | ".join(f"{n} peak RSS (GB)" for n in ours)
+          + " | ADE peak RSS (GB) |\n|---:|" + "---:|" * (3 * len(ours) + 2), flush=True)
     for n in args.frames:
         row = {}
         for name, build in builders.items():
             seconds, growth = timed(client, build(args.size, n, 200 + n, args.steps, args.cfg), pid)
             row[name] = (seconds / n, growth)
             log.info("(b) %s N=%d: %.2f s/frame, peak RSS +%.2f GB", name, n, seconds / n, growth)
-        print(f"| {n} | {row['ours'][0]:.2f} | {row['ADE'][0]:.2f} | {row['ours'][0] / row['ADE'][0]:.2f} | "  # noqa: T201
-              f"{row['ours'][1]:.2f} | {row['ADE'][1]:.2f} |", flush=True)
+        print(f"| {n} | " + " | ".join(f"{row[o][0]:.2f}" for o in ours) + f" | {row['ADE'][0]:.2f} | "  # noqa: T201
+              + " | ".join(f"{row[o][0] / row['ADE'][0]:.2f}" for o in ours) + " | "
+              + " | ".join(f"{row[o][1]:.2f}" for o in ours) + f" | {row['ADE'][1]:.2f} |", flush=True)
 
 
 def machine_line(comfy_dir: Path) -> str:
@@ -161,6 +172,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--frames", type=int, nargs="+", default=[32, 128, 512])
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--skip-batch", action="store_true", help="only the N-frame table (b)")
+    parser.add_argument("--plans", nargs="+", choices=sorted(PLANS), default=["default", "fast"],
+                        help="ZiziLoopController plans in table (b): default (interpolation, 3 context frames), "
+                             "fast (extrapolation only, 1 context frame)")
     parser.add_argument("--gpu", action="store_true", help="let ComfyUI use the GPU (default: --cpu)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", stream=sys.stderr)

@@ -6,6 +6,7 @@ from . import (
     checkpoint_nodes,
     loop_controller,
     pose_nodes,
+    reference_nodes,
     temporal_nodes,
     video_nodes,
     window_samplers,
@@ -17,6 +18,7 @@ folders.register_model_folders()
 
 NODE_CLASS_MAPPINGS: dict[str, type] = {}
 NODE_DISPLAY_NAME_MAPPINGS: dict[str, str] = {}
-for _module in (video_nodes, pose_nodes, temporal_nodes, checkpoint_nodes, loop_controller, window_samplers):
+for _module in (video_nodes, pose_nodes, temporal_nodes, checkpoint_nodes, loop_controller, window_samplers,
+                reference_nodes):
     NODE_CLASS_MAPPINGS.update({name: with_declared_ranges(cls) for name, cls in _module.NODE_CLASS_MAPPINGS.items()})
     NODE_DISPLAY_NAME_MAPPINGS.update(_module.NODE_DISPLAY_NAME_MAPPINGS)

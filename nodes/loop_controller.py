@@ -32,6 +32,7 @@ from .window_sampling import (
 log = logging.getLogger(__name__)
 
 PLAN_MAX_LINES = 40  # longer plans are summarised in the log and the plan output unless full_plan is on
+CONTEXT_FRAMES = 3  # earlier frames per extrapolation window besides the anchor (seed 001's scheme)
 
 class ZiziLoopController:
     """Starter window, then extrapolation at `stride` from the last frames plus the first-frame anchor,
@@ -79,6 +80,10 @@ class ZiziLoopController:
                 "hint_image": ("IMAGE", {"tooltip": "The first frame (never augmented). Resized to cover width x height, centre-cropped."}),
                 "pose_images": POSE_INPUT,
                 "interpolate": ("BOOLEAN", {"default": True, "tooltip": "Off: extrapolate contiguously (stride 1)."}),
+                "context_frames": ("INT", {"default": CONTEXT_FRAMES, "min": 1, "max": 16, "tooltip":
+                                   "Earlier generated frames each extrapolation window is conditioned on, besides "
+                                   "the first-frame anchor. Fewer leave room for more new frames per window "
+                                   "(fewer windows, faster); see docs/quality.md for what it costs."}),
                 "decode_chunk": ("INT", {"default": 16, "min": 1, "max": 1024, "tooltip": "Frames decoded per VAE call."}),
                 "stream_prefix": ("STRING", {"default": "", "tooltip": "If set, final frames are also written to an mp4 "
                                              "with this prefix in the output folder as they are ready (kept if you cancel). "
@@ -108,12 +113,14 @@ class ZiziLoopController:
                  stride: int, snr: float, seed: int, steps: int, cfg: float, sampler_name: str, scheduler: str,
                  hint_image: torch.Tensor | None = None, interpolate: bool = True, decode_chunk: int = 16,
                  stream_prefix: str = "", stream_fps: float = 12.0, pose_images: torch.Tensor | None = None,
-                 unique_id: str | None = None, output: str = ALL_FRAMES, full_plan: bool = False):
+                 unique_id: str | None = None, output: str = ALL_FRAMES, full_plan: bool = False,
+                 context_frames: int = CONTEXT_FRAMES):
         if output not in OUTPUT_MODES:
             raise ValueError(f"output: {output!r} is not one of {OUTPUT_MODES}")
         streaming = output == STREAM
+        # values fed by links were not checked at validation
         problem = out_of_range(self.INPUT_TYPES(), width=width, height=height, total_frames=total_frames,
-                               decode_chunk=decode_chunk)  # values fed by links were not checked at validation
+                               decode_chunk=decode_chunk, context_frames=context_frames)
         if problem:
             raise ValueError(problem)
         if total_frames == 1 and hint_image is None:
@@ -130,7 +137,7 @@ class ZiziLoopController:
             raise ValueError(f"window: {window} frames exceed the temporal module's {max_positions} positions; use window <= {max_positions}")
         runtime.throw_if_interrupted()  # a huge prompt can be cancelled before planning ...
         steps_plan = plan_video(total_frames, window=window, stride=stride, max_positions=max_positions,
-                                hint=hint_image is not None, interpolate=interpolate)
+                                hint=hint_image is not None, interpolate=interpolate, context_frames=context_frames)
         plan_text = f"{used}\n{format_plan(steps_plan, max_lines=None if full_plan else PLAN_MAX_LINES)}"
         log.info("Zizi loop plan (%d steps):\n%s", len(steps_plan), plan_text)
         runtime.throw_if_interrupted()  # ... and after it, before anything big is allocated

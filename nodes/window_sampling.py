@@ -201,7 +201,7 @@ class WindowSampler:
             self.model, window, request.latents, request.generate,
             conditioning.slice_conditioning(self.positive, frames, "positive"),
             conditioning.slice_conditioning(self.negative, frames, "negative"),
-            request.seed, steps, cfg, sampler_name, scheduler, denoise, callback=callback)
+            request.seed, steps, cfg, sampler_name, scheduler, denoise, callback=callback, reference=request.anchor)
         if self.progress is not None:
             self.progress.window_done(int(request.generate.sum()))
         return out

@@ -71,6 +71,9 @@ class PuppetSection:
     clips: int = 96
     clip_frames: int = 48
     fps: float = 12.0
+    # 1: the named characters with a caption each (the shipped weights); 2: every clip's appearance drawn from
+    # a seed of the "train" split, caption "a puppet" (zizi_models.puppet.appearance)
+    world: int = 1
     vae: VAEFitConfig = field(default_factory=VAEFitConfig)
     # Continue an earlier build instead of starting from random weights: the prefix of its two exported files
     # (e.g. "weights/zizi_puppet" -> _base.safetensors gives UNet, VAE and text encoder; _temporal.safetensors
@@ -111,7 +114,7 @@ def make_clips(section: PuppetSection, path: Path) -> dict[str, Any]:
         return torch.load(path, weights_only=False)
     frames, poses, captions, kinds = [], [], [], []
     for i in range(section.clips):
-        clip = random_clip(section.seed * 100_003 + i, section.clip_frames, section.size)
+        clip = random_clip(section.seed * 100_003 + i, section.clip_frames, section.size, world=section.world)
         frames.append(torch.from_numpy(clip.frames))
         poses.append(clip.poses)
         captions.append(clip.caption)

@@ -27,7 +27,8 @@ log = logging.getLogger(__name__)
 class WindowRequest:
     """One window to denoise. ``latents`` [F, C, h, w] raw: clean latents of known frames, zeros elsewhere.
     ``generate`` [F] bool: the frames to sample. ``window``: what the temporal layers get (positions,
-    augmented known latents in model space, mask, augmentation levels). ``seed``: the window's noise seed."""
+    augmented known latents in model space, mask, augmentation levels). ``seed``: the window's noise seed.
+    ``anchor``: the index in the window of the un-augmented anchor frame (None: the window has none)."""
 
     step_index: int
     frames: tuple[int, ...]
@@ -35,6 +36,7 @@ class WindowRequest:
     generate: torch.Tensor
     window: WindowInputs
     seed: int
+    anchor: int | None = None
 
 
 class LatentStore:
@@ -73,7 +75,8 @@ def window_request(step, step_index: int, store: LatentStore, snr: float, seed: 
     augmented = augmented * known.reshape(-1, 1, 1, 1)  # frames to generate carry no content
     level = augmentation_level(frame_snr) * known
     window = WindowInputs(torch.tensor(step.positions), augmented, known.float(), level.float())
-    return WindowRequest(step_index, frames, latents, ~known, window, seed + step_index)
+    anchor = next((i for i, f in enumerate(frames) if step.is_anchor(f)), None)
+    return WindowRequest(step_index, frames, latents, ~known, window, seed + step_index, anchor)
 
 
 def run_plan(

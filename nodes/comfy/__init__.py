@@ -5,6 +5,7 @@ runtime.py            progress bars, interrupt checks, the compute device, laten
 external_models.py    non-ComfyUI models (pose detectors) under ComfyUI's model management
 temporal_injection.py the temporal module inserted into ComfyUI's UNet on a MODEL clone
 temporal_hooks.py     what those patches call (pure PyTorch)
+reference_patch.py    reference attention: attn1 replace patches on a MODEL clone
 small_models.py       Zizi small SD1.5-family models as MODEL, CLIP, VAE
 conditioning.py       ControlNet hints cut to a window
 sampling.py           one window through ComfyUI's sampler machinery
@@ -35,6 +36,7 @@ from .folders import (
     resolve_model_file,
     save_path,
 )
+from .reference_patch import attention_blocks, with_reference_attention
 from .runtime import (
     SamplingProgress,
     executing_node_id,
@@ -45,7 +47,7 @@ from .runtime import (
 )
 from .sampling import latent_to_model_space, sample_window, sampler_names, scheduler_names
 from .small_models import sd15_family_from_checkpoint, sd15_model_from_state_dict
-from .temporal_hooks import CALL_OPTION, WINDOW_OPTION, InjectedTemporalLayer
+from .temporal_hooks import CALL_OPTION, REFERENCE_OPTION, WINDOW_OPTION, InjectedTemporalLayer
 from .temporal_injection import TEMPORAL_KEY, inject_temporal_model, temporal_model_of, unet_layout
 from .vae import vae_decode, vae_downscale, vae_encode
 

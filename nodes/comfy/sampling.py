@@ -10,7 +10,7 @@ import comfy.samplers
 import torch
 
 from ...zizi_models.temporal import WindowInputs
-from .temporal_hooks import WINDOW_OPTION
+from .temporal_hooks import REFERENCE_OPTION, WINDOW_OPTION
 
 
 def latent_to_model_space(model: comfy.model_patcher.ModelPatcher, latents: torch.Tensor) -> torch.Tensor:
@@ -22,7 +22,8 @@ def latent_to_model_space(model: comfy.model_patcher.ModelPatcher, latents: torc
 def sample_window(model: comfy.model_patcher.ModelPatcher, window: WindowInputs, latents: torch.Tensor,
                   generate: torch.Tensor, positive: list, negative: list, seed: int, steps: int, cfg: float,
                   sampler_name: str, scheduler: str, denoise: float = 1.0,
-                  callback: Callable[[int, torch.Tensor, torch.Tensor, int], None] | None = None) -> torch.Tensor:
+                  callback: Callable[[int, torch.Tensor, torch.Tensor, int], None] | None = None,
+                  reference: int | None = None) -> torch.Tensor:
     """Denoise one window with ComfyUI's KSampler machinery (any sampler/scheduler, CFG, LoRA, ControlNet).
 
     latents [F, 4, h, w] raw: the known frames' clean latents, zeros elsewhere; generate [F] bool: the
@@ -30,10 +31,13 @@ def sample_window(model: comfy.model_patcher.ModelPatcher, window: WindowInputs,
     clean latent, as in training) and also reach the temporal layers through ``window``.
     callback(step, x0, x, total_steps): called after each sampling step, as KSampler's preview callback
     (x0 [F, 4, h, w] the denoised estimate in the UNet's latent space); it only reads.
+    reference: the index in the window of the anchor frame (for reference attention), None without one.
     Returns [F, 4, h, w] raw latents on the intermediate device.
     """
     windowed = model.clone()
     windowed.model_options["transformer_options"][WINDOW_OPTION] = window
+    if reference is not None:
+        windowed.model_options["transformer_options"][REFERENCE_OPTION] = int(reference)
     noise = comfy.sample.prepare_noise(latents, seed)
     mask = generate.float().reshape(-1, 1, 1, 1).expand(-1, 1, *latents.shape[-2:]).contiguous()
     return comfy.sample.sample(windowed, noise, steps, cfg, sampler_name, scheduler, positive, negative, latents,

@@ -20,6 +20,7 @@ from ...zizi_models.temporal import (
 
 WINDOW_OPTION = "zizi_window"  # transformer_options entry: WindowInputs of the window being sampled
 CALL_OPTION = "zizi_frame_call"  # transformer_options entry: FrameCall of the UNet call in progress
+REFERENCE_OPTION = "zizi_reference_frame"  # transformer_options entry: the anchor's index in the window, if any
 
 
 class InjectedTemporalLayer(nn.Module):

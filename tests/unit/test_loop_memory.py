@@ -202,6 +202,19 @@ def test_plan_is_summarised_unless_full_plan(controller) -> None:
     assert len(full.splitlines()) == len(steps) + 1
 
 
+def test_context_frames_reaches_the_plan(controller) -> None:
+    # fewer context frames: more new frames per extrapolation window, fewer windows, the same video
+    counts = {}
+    for context in (3, 1):
+        images, _, plan = run(controller, 200, interpolate=False, context_frames=context, full_plan=True)
+        extrapolations = [line for line in plan.splitlines() if " extrapolate " in line]
+        # each extrapolation window: the anchor 0*, `context` earlier frames, the rest new ("!")
+        assert all(line.split("@")[0].count(",") + 1 - line.count("!") == 1 + context for line in extrapolations)
+        assert torch.allclose(images[:, 0, 0, 0], torch.tensor([frame_value(f) for f in range(200)]))
+        counts[context] = len(plan.splitlines()) - 1
+    assert counts[1] < counts[3]
+
+
 @pytest.mark.parametrize("interrupt_at", [1, 2, 3])
 def test_interrupt_is_checked_before_planning_and_before_allocating(controller, comfy_pack, monkeypatch,
                                                                     interrupt_at: int) -> None:

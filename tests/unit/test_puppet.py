@@ -1,5 +1,7 @@
 """The synthetic puppet world: motions (schema, determinism, framing, gait), rendering, clips."""
 
+import dataclasses
+
 import cv2
 import numpy as np
 import pytest
@@ -19,17 +21,24 @@ from zizi_models.pose.skeleton import (
     R_WRIST,
 )
 from zizi_models.puppet import (
+    APPEARANCE_CAPTION,
+    BODY_PARTS,
     CHARACTERS,
     MOTIONS,
+    appearance_split,
     character_caption,
+    demo_clip,
     demo_sequence,
     generate_motion,
     make_clip,
     mixed_motion,
+    random_appearance,
     random_clip,
     render_clip,
+    render_part_labels,
     render_puppet,
 )
+from zizi_models.puppet.appearance import HUE_BANDS, UNSEEN_BANDS, hue_band
 
 
 def _body(poses):
@@ -184,10 +193,18 @@ def test_clips():
     a, b = random_clip(11, 8, 32), random_clip(11, 8, 32)
     assert (a.kind, a.speed, a.seed, a.character) == (b.kind, b.speed, b.seed, b.character)
     assert np.array_equal(a.frames, b.frames) and a.frames.shape == (8, 32, 32, 3)
-    assert a.kind in MOTIONS and 0.5 <= a.speed <= 2.0 and a.caption == character_caption(CHARACTERS[a.character])
+    assert a.kind in MOTIONS and 0.5 <= a.speed <= 2.0 and a.caption == APPEARANCE_CAPTION
+    assert a.character.startswith("train-")  # training clips draw their look from the train split
     assert len({random_clip(s, 2, 16).kind for s in range(12)}) > 1
+    assert len({random_clip(s, 1, 16).frames.tobytes() for s in range(12)}) == 12
+    named = random_clip(11, 8, 32, world=1)  # world 1: a named character with its caption (the shipped weights)
+    assert named.character in CHARACTERS and named.caption == character_caption(CHARACTERS[named.character])
+    with pytest.raises(ValueError, match="world"):
+        random_clip(11, 8, 32, world=3)
     demo = demo_sequence(frames=40, size=32)
     assert demo.kind == "mixed" and demo.frames.shape == (40, 32, 32, 3) and len(demo.poses) == 40
+    held_out = demo_clip(4, 32, seed=0, appearance_seed=3)
+    assert held_out.character == "unseen-3" and held_out.caption == APPEARANCE_CAPTION
     clip = make_clip("turn", 4, 32, speed=0.5, character=CHARACTERS["mint"], seed=1)
     assert clip.character == "mint" and clip.frames.dtype == np.uint8
 
@@ -218,3 +235,46 @@ def test_bad_inputs_name_valid_values():
         make_clip("walk", 2, 32, character="nobody")
     with pytest.raises(ValueError, match="mixed"):
         make_clip("jump", 2, 32)
+
+
+def test_appearance_splits_are_disjoint_by_construction():
+    train = [random_appearance(seed, "train") for seed in range(1500)]
+    unseen = [random_appearance(seed, "unseen") for seed in range(500)]
+    assert {appearance_split(c) for c in train} == {"train"} and {appearance_split(c) for c in unseen} == {"unseen"}
+    assert {hue_band(c.torso) for c in unseen} == set(UNSEEN_BANDS)
+    assert {hue_band(c.torso) for c in train} == set(range(HUE_BANDS)) - UNSEEN_BANDS  # every other band is used
+    assert not {c.torso for c in train} & {c.torso for c in unseen}
+    assert random_appearance(7, "unseen") == random_appearance(7, "unseen") != random_appearance(8, "unseen")
+    with pytest.raises(ValueError, match="split"):
+        random_appearance(0, "test")
+
+
+def test_appearances_vary_in_every_attribute_and_keep_the_background_apart():
+    looks = [random_appearance(seed, "train") for seed in range(300)]
+    for attribute in ("head", "torso", "upper_arm_right", "lower_leg_right", "background"):
+        assert len({getattr(c, attribute) for c in looks}) > 250
+    assert {c.pattern for c in looks} == {"flat", "stripes_h", "stripes_v", "checker"}
+    assert min(c.limb_thickness for c in looks) < 0.9 and max(c.limb_thickness for c in looks) > 1.2
+    assert min(c.head_scale for c in looks) < 0.9 and max(c.head_scale for c in looks) > 1.15
+    for c in looks:
+        assert c.upper_arm_left != c.upper_arm_right
+        for colour in c.body_colours():
+            assert np.linalg.norm(np.subtract(colour, c.background, dtype=float)) >= 80
+
+
+def test_patterned_background_and_part_labels():
+    pose = generate_motion("idle", 1, 64, 64, seed=0)[0]
+    striped = next(c for c in (random_appearance(s, "unseen") for s in range(50)) if c.pattern == "stripes_v")
+    image = render_puppet(pose, striped, 64, 64)
+    corner = image[:4].reshape(-1, 3)  # the top rows: background only
+    assert {tuple(v) for v in corner} >= {striped.background, striped.pattern_colour}
+    labels = render_part_labels(pose, striped, 64, 64)
+    assert labels.shape == (64, 64) and labels.dtype == np.int8
+    for k, part in enumerate(BODY_PARTS):
+        region = labels == k + 1
+        if region.any():  # a pixel wholly one part has exactly that part's colour
+            assert np.all(image[region] == getattr(striped, part)), part
+    assert (labels == 2).sum() > 30 and (labels == 1).sum() > 10  # torso and head are seen
+    assert (labels == -1).sum() > 0 and (labels == 0).sum() > 2000  # edges, background
+    bigger_head = render_part_labels(pose, dataclasses.replace(striped, head_scale=1.2), 64, 64)
+    assert (bigger_head == 1).sum() > (labels == 1).sum()

@@ -97,4 +97,43 @@ def test_summary_windows_and_shapes(quality, bench_script) -> None:
     assert summary["psnr_early"] == pytest.approx(quality.window_mean(result.psnr, 5, 15))
     with pytest.raises(ValueError, match="same shape"):
         quality.psnr_per_frame(truth, truth[:-1])
-    assert bench_script.parse_snrs("off, 0.33,2") == [bench_script.SNR_OFF, 0.33, 2.0]
+    assert bench_script.parse_snrs("off, 0.33,2") == [10000.0, 0.33, 2.0]
+
+
+def puppet_truth(frames: int = 6):
+    """A held-out puppet clip with its part labels and true part colours."""
+    from zizi_models.puppet import demo_clip, random_appearance, render_part_labels
+
+    clip = demo_clip(frames, 64, seed=0, appearance_seed=1)
+    character = random_appearance(1, "unseen")
+    labels = np.stack([render_part_labels(pose, character, 64, 64) for pose in clip.poses])
+    return clip.frames, labels, np.array(character.body_colours(), dtype=float)
+
+
+def test_identity_error_is_zero_on_the_truth_and_measures_a_part_colour_shift(quality) -> None:
+    truth, labels, colours = puppet_truth()
+    np.testing.assert_allclose(quality.identity_error_per_frame(truth, labels, colours), 0.0, atol=1e-9)
+    # the torso (part 1) repainted 30 levels redder: that part's error is 30, the frame's 30 / visible parts
+    shifted = truth.astype(np.float64)
+    torso = labels == 2
+    shifted[..., 0][torso] = np.clip(shifted[..., 0][torso] + 30, 0, 255)
+    assert np.all(colours[1, 0] + 30 <= 255)  # no clipping for this character
+    visible = np.array([sum((labels[t] == p + 1).sum() >= quality.MIN_PART_PIXELS for p in range(len(colours)))
+                        for t in range(len(truth))])
+    error = quality.identity_error_per_frame(shifted.astype(np.uint8), labels, colours)
+    np.testing.assert_allclose(error, 30.0 / visible, rtol=1e-6)
+    # every part the colour of the background: the mean RGB distance of the parts to that colour
+    flat = np.broadcast_to(truth[:, :1, :1], truth.shape)
+    expected = np.linalg.norm(colours - truth[0, 0, 0].astype(float), axis=1)
+    assert quality.identity_error_per_frame(flat, labels, colours)[0] == pytest.approx(
+        np.mean([expected[p] for p in range(len(colours)) if (labels[0] == p + 1).sum() >= quality.MIN_PART_PIXELS]))
+
+
+def test_identity_error_skips_parts_too_small_to_see(quality) -> None:
+    truth, labels, colours = puppet_truth(frames=1)
+    none = np.zeros_like(labels)  # nothing but background
+    assert np.isnan(quality.identity_error_per_frame(truth, none, colours)[0])
+    with pytest.raises(ValueError, match="labels must be"):
+        quality.identity_error_per_frame(truth, labels[:, :8], colours)
+    result = quality.evaluate("x", 1.0, True, truth, truth, labels=labels, colours=colours)
+    assert result.summary()["identity_mean"] == pytest.approx(0.0)

@@ -38,9 +38,18 @@ _COLOUR_NAMES: dict[str, RGB] = {
 }
 
 
+BODY_PARTS: tuple[str, ...] = (
+    "head", "torso", "upper_arm_left", "upper_arm_right", "lower_arm_left", "lower_arm_right",
+    "upper_leg_left", "upper_leg_right", "lower_leg_left", "lower_leg_right",
+)
+
+
 @dataclass(frozen=True)
 class Character:
-    """A puppet's look. Every colour is an RGB uint8 tuple; ``limb_thickness`` scales all limb radii."""
+    """A puppet's look. Every colour is an RGB uint8 tuple; ``limb_thickness`` scales all limb radii and
+    ``head_scale`` the head's. The background is ``background``, or with ``pattern`` (one of
+    ``appearance.PATTERNS``) a static pattern of ``background`` and ``pattern_colour`` whose period is
+    ``pattern_period`` times the frame height."""
 
     name: str
     background: RGB
@@ -55,17 +64,17 @@ class Character:
     lower_leg_left: RGB
     lower_leg_right: RGB
     limb_thickness: float = 1.0
+    head_scale: float = 1.0
+    pattern: str = "flat"
+    pattern_colour: RGB | None = None
+    pattern_period: float = 0.2
 
     def body_colours(self) -> tuple[RGB, ...]:
-        """Every colour drawn on the puppet (not the background)."""
-        return (
-            self.head, self.torso, self.upper_arm_left, self.upper_arm_right, self.lower_arm_left,
-            self.lower_arm_right, self.upper_leg_left, self.upper_leg_right, self.lower_leg_left,
-            self.lower_leg_right,
-        )
+        """Every colour drawn on the puppet (not the background), in ``BODY_PARTS`` order."""
+        return tuple(getattr(self, part) for part in BODY_PARTS)
 
 
-def _shade(rgb: RGB, factor: float) -> RGB:
+def shade_colour(rgb: RGB, factor: float) -> RGB:
     return tuple(int(max(0, min(255, round(v * factor)))) for v in rgb)  # type: ignore[return-value]
 
 
@@ -74,10 +83,10 @@ def _make(name: str, background: RGB, head: RGB, torso: RGB, upper_arm: RGB, low
     """A character whose left limbs are ``left_shade`` times the right ones."""
     return Character(
         name=name, background=background, head=head, torso=torso,
-        upper_arm_left=_shade(upper_arm, left_shade), upper_arm_right=upper_arm,
-        lower_arm_left=_shade(lower_arm, left_shade), lower_arm_right=lower_arm,
-        upper_leg_left=_shade(upper_leg, left_shade), upper_leg_right=upper_leg,
-        lower_leg_left=_shade(lower_leg, left_shade), lower_leg_right=lower_leg,
+        upper_arm_left=shade_colour(upper_arm, left_shade), upper_arm_right=upper_arm,
+        lower_arm_left=shade_colour(lower_arm, left_shade), lower_arm_right=lower_arm,
+        upper_leg_left=shade_colour(upper_leg, left_shade), upper_leg_right=upper_leg,
+        lower_leg_left=shade_colour(lower_leg, left_shade), lower_leg_right=lower_leg,
         limb_thickness=limb_thickness,
     )
 

@@ -13,13 +13,15 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..pose.schema import PoseFrame
+from .appearance import APPEARANCE_CAPTION, random_appearance
 from .character import CHARACTERS, Character, character_caption
 from .motion import MOTIONS, generate_motion, mixed_motion
 from .render import render_clip
 
 logger = logging.getLogger(__name__)
 
-DEMO_CHARACTER = "ruby"
+DEMO_CHARACTER = "ruby"  # demo_sequence's character (world 1) and make_clip's default
+DEMO_APPEARANCE_SEED = 3  # bench/quality.py's held-out character: random_appearance(3, "unseen")
 SPEED_RANGE = (0.5, 2.0)
 
 
@@ -45,8 +47,9 @@ def _character(character: str | Character) -> Character:
 
 
 def make_clip(kind: str, frames: int, size: int, speed: float = 1.0, character: str | Character = DEMO_CHARACTER,
-              seed: int = 0) -> PuppetClip:
-    """Generate and render one clip of ``frames`` frames at ``size`` x ``size``."""
+              seed: int = 0, caption: str | None = None) -> PuppetClip:
+    """Generate and render one clip of ``frames`` frames at ``size`` x ``size``; ``caption`` defaults to the
+    character's description (``character_caption``)."""
     ch = _character(character)
     if kind == "mixed":
         poses = mixed_motion(frames, size, size, seed)
@@ -56,19 +59,36 @@ def make_clip(kind: str, frames: int, size: int, speed: float = 1.0, character: 
         raise ValueError(f"kind: unknown motion {kind!r}; valid values: {', '.join((*MOTIONS, 'mixed'))}")
     video = render_clip(poses, ch, size, size)
     logger.debug("puppet clip: %s x%d, %s, speed %.2f, seed %d", kind, frames, ch.name, speed, seed)
-    return PuppetClip(kind, float(speed), int(seed), ch.name, character_caption(ch), poses, video)
+    return PuppetClip(kind, float(speed), int(seed), ch.name, caption if caption is not None else character_caption(ch),
+                      poses, video)
 
 
-def random_clip(rng_seed: int, frames: int, size: int) -> PuppetClip:
-    """A clip whose kind, speed, character and motion seed are drawn from ``random.Random(rng_seed)``."""
+def random_clip(rng_seed: int, frames: int, size: int, world: int = 2, split: str = "train") -> PuppetClip:
+    """A clip whose kind, speed and motion seed are drawn from ``random.Random(rng_seed)``, and its look:
+
+    world 2: an appearance of ``split`` (``random_appearance``), captioned ``APPEARANCE_CAPTION`` for every
+    clip (only the frames show the look); world 1: one of the named ``CHARACTERS``, captioned with its
+    description (what the shipped weights were trained on)."""
     rng = random.Random(rng_seed)
     kind = rng.choice(MOTIONS)
     speed = round(rng.uniform(*SPEED_RANGE), 2)
-    character = rng.choice(sorted(CHARACTERS))
+    if world == 1:
+        character = rng.choice(sorted(CHARACTERS))
+        return make_clip(kind, frames, size, speed, character, rng.randrange(2**31 - 1))
+    if world != 2:
+        raise ValueError(f"world: expected 1 (named characters) or 2 (appearance from a seed), got {world!r}")
+    appearance = random_appearance(rng.randrange(2**31 - 1), split)
     seed = rng.randrange(2**31 - 1)
-    return make_clip(kind, frames, size, speed, character, seed)
+    return make_clip(kind, frames, size, speed, appearance, seed, caption=APPEARANCE_CAPTION)
 
 
 def demo_sequence(frames: int = 240, size: int = 64, seed: int = 0) -> PuppetClip:
-    """The default demo clip: ``mixed_motion`` (all kinds, blended) drawn as the "ruby" character."""
+    """The default demo clip: ``mixed_motion`` (all kinds, blended) drawn as the "ruby" character (world 1,
+    what the shipped weights were trained on)."""
     return make_clip("mixed", frames, size, 1.0, DEMO_CHARACTER, seed)
+
+
+def demo_clip(frames: int, size: int, seed: int, appearance_seed: int) -> PuppetClip:
+    """``mixed_motion`` of motion seed ``seed`` drawn as ``random_appearance(appearance_seed, "unseen")``."""
+    return make_clip("mixed", frames, size, 1.0, random_appearance(appearance_seed, "unseen"), seed,
+                     caption=APPEARANCE_CAPTION)

@@ -9,6 +9,7 @@ Drawing (first person of the frame, its 18 body points; hands and face are not d
   mid-hip distance) times ``limb_thickness``.
 * draw order: far-side arm and leg (the side whose ear is missing while the other ear is present),
   the other legs, torso, head, the other arms.
+* background: flat, or the character's static pattern (stripes or checker board, fixed to the frame).
 Keypoints with c == 0 are missing: every segment touching one is skipped.
 Rendering happens at ``SUPERSAMPLE`` x the output size, then an area downsample antialiases edges.
 Coordinates are the frame's canvas pixels, scaled per axis to the output size.
@@ -18,6 +19,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
+from dataclasses import replace
 
 import cv2
 import numpy as np
@@ -41,7 +43,8 @@ from ..pose.skeleton import (
     R_SHOULDER,
     R_WRIST,
 )
-from .character import RGB, Character
+from .appearance import PATTERNS
+from .character import BODY_PARTS, RGB, Character
 
 logger = logging.getLogger(__name__)
 
@@ -146,6 +149,7 @@ def _draw_person(img: np.ndarray, body: np.ndarray, ch: Character, unit: float) 
         else:
             centre = xy[NOSE].copy()
         radius = 0.9 * float(np.hypot(*(xy[NECK] - xy[NOSE]))) if ok[NECK] else 0.075 * unit
+        radius *= ch.head_scale
         radius = max(radius, 0.5)
         if ok[NECK]:
             _capsule(img, xy[NECK], centre, _R_NECK * unit, ch.head)
@@ -154,19 +158,35 @@ def _draw_person(img: np.ndarray, body: np.ndarray, ch: Character, unit: float) 
         arm(side)
 
 
-def render_puppet(frame: PoseFrame, character: Character, width: int | None = None,
-                  height: int | None = None) -> np.ndarray:
-    """The first person of ``frame`` drawn as ``character`` -> RGB uint8 ``[H, W, 3]``.
+def _paint_background(img: np.ndarray, character: Character, height: int) -> None:
+    """The background (flat or patterned) on a supersampled canvas; the pattern is fixed to the frame."""
+    img[:] = character.background
+    if character.pattern == "flat" or character.pattern_colour is None:
+        return
+    if character.pattern not in PATTERNS:
+        raise ValueError(f"pattern: expected one of {', '.join(PATTERNS)}, got {character.pattern!r}")
+    half = max(1.0, character.pattern_period * height * SUPERSAMPLE / 2)  # supersampled pixels per band
+    rows = (np.arange(img.shape[0]) // half).astype(int) % 2 == 1  # [H*ss]
+    cols = (np.arange(img.shape[1]) // half).astype(int) % 2 == 1  # [W*ss]
+    if character.pattern == "stripes_h":
+        mask = np.broadcast_to(rows[:, None], img.shape[:2])
+    elif character.pattern == "stripes_v":
+        mask = np.broadcast_to(cols[None, :], img.shape[:2])
+    else:
+        mask = rows[:, None] ^ cols[None, :]
+    img[mask] = character.pattern_colour
 
-    Default size: the frame's canvas. Pure function of its inputs.
-    """
+
+def _render_supersampled(frame: PoseFrame, character: Character, width: int | None,
+                         height: int | None) -> tuple[np.ndarray, int, int]:
+    """(the puppet at SUPERSAMPLE x [H*ss, W*ss, 3], width, height)."""
     cw, chh = int(frame["canvas_width"]), int(frame["canvas_height"])
     width, height = int(width or cw), int(height or chh)
     if width <= 0 or height <= 0:
         raise ValueError(f"width/height: render size must be positive, got {width}x{height}")
     ss = SUPERSAMPLE
     img = np.empty((height * ss, width * ss, 3), dtype=np.uint8)
-    img[:] = character.background
+    _paint_background(img, character, height)
     people = body_keypoints(frame)
     if people.shape[0]:
         body = people[0].copy()
@@ -174,7 +194,31 @@ def render_puppet(frame: PoseFrame, character: Character, width: int | None = No
         body[:, 0] = body[:, 0] * (width / cw) * ss + 0.5 * (ss - 1)
         body[:, 1] = body[:, 1] * (height / chh) * ss + 0.5 * (ss - 1)
         _draw_person(img, body, character, _body_unit(body, height * ss))
+    return img, width, height
+
+
+def render_puppet(frame: PoseFrame, character: Character, width: int | None = None,
+                  height: int | None = None) -> np.ndarray:
+    """The first person of ``frame`` drawn as ``character`` -> RGB uint8 ``[H, W, 3]``.
+
+    Default size: the frame's canvas. Pure function of its inputs.
+    """
+    img, width, height = _render_supersampled(frame, character, width, height)
     return cv2.resize(img, (width, height), interpolation=cv2.INTER_AREA)
+
+
+def render_part_labels(frame: PoseFrame, character: Character, width: int | None = None,
+                       height: int | None = None) -> np.ndarray:
+    """Which body part each output pixel shows -> int8 ``[H, W]``: ``1 + BODY_PARTS.index(part)`` where the
+    whole pixel is that part (as ``render_puppet`` draws ``character``, occlusion included), 0 where it is
+    all background, -1 on edges (a pixel that mixes two of them)."""
+    labels = replace(character, background=(0, 0, 0), pattern="flat", pattern_colour=None,
+                     **{part: (k + 1, 0, 0) for k, part in enumerate(BODY_PARTS)})
+    img, width, height = _render_supersampled(frame, labels, width, height)
+    ss = SUPERSAMPLE
+    cells = img[..., 0].reshape(height, ss, width, ss)  # [H, ss, W, ss]
+    low, high = cells.min(axis=(1, 3)), cells.max(axis=(1, 3))
+    return np.where(low == high, low.astype(np.int8), np.int8(-1))
 
 
 def render_clip(poses: Sequence[PoseFrame], character: Character, width: int | None = None,
