@@ -6,6 +6,7 @@ import os
 import platform
 import subprocess
 import sys
+import textwrap
 from pathlib import Path
 
 import numpy as np
@@ -193,7 +194,7 @@ def plot(results: list[Result], path: Path, title: str, smoothing: int) -> None:
             if row == 0:
                 ax.legend(fontsize=6, loc="lower left", ncol=2)
     suffix = f" ({smoothing}-frame running mean)" if smoothing > 1 else ""
-    fig.suptitle(title + suffix, fontsize=10)
+    fig.suptitle(textwrap.fill(title + suffix, width=50 + 60 * len(modes)), fontsize=9)
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)
