@@ -33,8 +33,7 @@ class Model:
     weight_dtype: torch.dtype
 
     def param_groups(self, config: TrainConfig) -> list[dict]:
-        groups = [{"params": [p for p in self.trainable.temporal.parameters() if p.requires_grad], "name": "temporal",
-                   "lr": config.optimizer.temporal_lr or config.optimizer.lr}]
+        groups = [{"params": [p for p in self.trainable.temporal.parameters() if p.requires_grad], "name": "temporal"}]
         if config.model.train_unet:
             groups.append({"params": [p for p in self.parts.unet.parameters() if p.requires_grad], "name": "unet"})
         lora = [p for p in self.trainable.lora.parameters() if p.requires_grad]

@@ -87,9 +87,6 @@ class OptimizerConfig:
     max_grad_norm: float = 1.0  # 0 = no clipping
     scheduler: str = "cosine"  # cosine | constant (both after a linear warmup)
     warmup_steps: int = 0
-    # lr of the temporal layers (motion modules, temporal convs, known-frame channels, augmentation embedding,
-    # pose encoder) when it should differ from `lr` (e.g. a UNet trained from scratch alongside); 0 = `lr`
-    temporal_lr: float = 0.0
 
 
 @dataclass
