@@ -172,9 +172,8 @@ class Generator:
         import torch
 
         controller = self.pack.nodes.loop_controller.ZiziLoopController()
-        model = self.model
-        if setting.reference:
-            model = self.pack.nodes.comfy.with_reference_attention(model, setting.reference, 0.0, 1.0)
+        # strength 0 is a plain clone, or plain attention on a module trained with reference attention
+        model = self.pack.nodes.comfy.with_reference_attention(self.model, setting.reference, 0.0, 1.0)
         hint = torch.from_numpy(as_float(truth[:1]).astype(np.float32))  # [1, H, W, 3]
         pose_images = torch.from_numpy(poses)  # [T, H, W, 3]
         started = time.perf_counter()
@@ -184,7 +183,8 @@ class Generator:
                                                snr=setting.snr, seed=setting.seed, steps=steps, cfg=cfg,
                                                sampler_name=sampler, scheduler=scheduler, hint_image=hint,
                                                interpolate=setting.interpolate, pose_images=pose_images,
-                                               context_frames=setting.context_frames)
+                                               context_frames=setting.context_frames,
+                                               noise_init=setting.noise_init)
         return images.float().clamp(0, 1).numpy(), time.perf_counter() - started
 
 
@@ -264,6 +264,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         help=f"comma-separated, of {', '.join(CONDITIONINGS[1:])}; '' for none")
     parser.add_argument("--ablation-snr", default="0.66", help="snr of the ablation and context-frames runs")
     parser.add_argument("--context-frames", default="3,1", help="plan options: extra runs for each value but 3")
+    parser.add_argument("--noise-inits", default="noise",
+                        help="comma-separated noise_init modes besides 'anchor' (the grid's): extra runs; '' for none")
     parser.add_argument("--shipped", default="0.66,on,0",
                         help="snr,interpolation,reference strength of the shipped workflow (for the targets)")
     parser.add_argument("--base", type=Path, default=REPO_ROOT / "weights" / "zizi_puppet_base.safetensors")
@@ -313,7 +315,8 @@ def main(argv: list[str] | None = None) -> int:
     references = {"on": [args.reference_strength], "off": [0.0], "both": [0.0, args.reference_strength]}[args.reference]
     runs = sweep(parse_snrs(args.snrs), modes, references, parse_snrs(args.ablation_snr)[0],
                  [a.strip() for a in args.ablations.split(",") if a.strip()],
-                 [int(c) for c in args.context_frames.split(",") if c.strip()], args.reference_strength)
+                 [int(c) for c in args.context_frames.split(",") if c.strip()], args.reference_strength,
+                 tuple(m.strip() for m in args.noise_inits.split(",") if m.strip()))
     shipped = shipped_setting(args.shipped)
     for path in (args.base, args.temporal):
         if not path.is_file():

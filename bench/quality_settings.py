@@ -47,6 +47,7 @@ class Setting:
     context_frames: int = 3
     seed: int = 0
     seed_check: bool = False
+    noise_init: str = "anchor"  # ZiziLoopController's noise_init (zizi_models/noise_init.py)
 
     def __post_init__(self) -> None:
         if self.conditioning not in CONDITIONINGS:
@@ -60,6 +61,8 @@ class Setting:
             parts.append(f"known: {self.conditioning}")
         if self.context_frames != 3:
             parts.append(f"context {self.context_frames}")
+        if self.noise_init != "anchor":
+            parts.append(f"start: {self.noise_init}")
         if self.seed_check:
             parts.append(f"seed {self.seed} (seed check)")
         return ", ".join(parts)
@@ -67,14 +70,17 @@ class Setting:
     @property
     def in_grid(self) -> bool:
         """Part of the snr x interpolation x reference grid (not an ablation, a plan option or a seed check)."""
-        return self.conditioning == "full" and self.context_frames == 3 and not self.seed_check
+        return (self.conditioning == "full" and self.context_frames == 3 and not self.seed_check
+                and self.noise_init == "anchor")
 
 
 def sweep(snrs: list[float], modes: list[bool], references: list[float], ablation_snr: float,
-          ablations: list[str], context_frames: list[int], reference_strength: float) -> list[Setting]:
+          ablations: list[str], context_frames: list[int], reference_strength: float,
+          noise_inits: tuple[str, ...] = ()) -> list[Setting]:
     """The grid (every snr x interpolation mode x reference on/off), then the ablations at ``ablation_snr`` with
     interpolation on (no-channels with and without reference attention), then the plan's other context_frames
-    at ``ablation_snr`` (both interpolation modes, reference off)."""
+    at ``ablation_snr`` (both interpolation modes, reference off), then the other ``noise_inits`` at
+    ``ablation_snr`` with interpolation on and reference attention on and off."""
     runs = [Setting(snr, mode, ref) for mode in modes for snr in snrs for ref in references]
     for conditioning in ablations:
         runs.append(Setting(ablation_snr, True, 0.0, conditioning))
@@ -83,4 +89,7 @@ def sweep(snrs: list[float], modes: list[bool], references: list[float], ablatio
     for frames in context_frames:
         if frames != 3:
             runs += [Setting(ablation_snr, mode, 0.0, "full", frames) for mode in modes]
+    for init in noise_inits:
+        if init != "anchor":
+            runs += [Setting(ablation_snr, True, ref, noise_init=init) for ref in sorted(set(references))]
     return runs

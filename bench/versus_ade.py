@@ -14,8 +14,9 @@ seeds change per run so ComfyUI's cache never answers. Runs alternate ours / ADE
 (b) N-frame videos: ADE's context windows (ADE_StandardUniformContextOptions: 16 frames, overlap 4)
     through KSampler vs ZiziLoopController (window/stride auto: 16/4 for AnimateDiff modules, every frame
     generated once) with each of ``--plans``: "default" (interpolation, 3 context frames) and "fast"
-    (extrapolation only, 1 context frame: 14 new frames per 16-frame window), each decoded to IMAGE. Seconds per output frame and the
-    server's peak RSS above its level just before the run (sampled every 50 ms), one run each.
+    (extrapolation only, 1 context frame: 14 new frames per 16-frame window), each decoded to IMAGE.
+    Seconds per output frame and the server's peak RSS above its level just before the run (sampled
+    every 50 ms), one run each.
 
 Prints markdown tables (stdout) for docs/benchmarks.md, with the device, versions and command.
 """

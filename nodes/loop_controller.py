@@ -9,6 +9,7 @@ import torch
 
 from ..zizi_models import run_memory
 from ..zizi_models.autoregressive import LatentStore, run_plan
+from ..zizi_models.noise_init import DEFAULT_NOISE_INIT
 from ..zizi_models.planner import format_plan, plan_video
 from ..zizi_models.temporal.trained_defaults import ANIMATEDIFF_STRIDE, ANIMATEDIFF_WINDOW, AUTO
 from .comfy import runtime, sampling
@@ -16,6 +17,7 @@ from .comfy import vae as comfy_vae
 from .loop_output import ALL_FRAMES, DEFAULT_STREAM_PREFIX, OUTPUT_MODES, STREAM, LoopOutput, open_writer
 from .window_sampling import (
     LATENT_CHANNELS,
+    NOISE_INIT_INPUT,
     POSE_INPUT,
     SNR_OFF,
     WindowSampler,
@@ -84,6 +86,7 @@ class ZiziLoopController:
                                    "Earlier generated frames each extrapolation window is conditioned on, besides "
                                    "the first-frame anchor. Fewer leave room for more new frames per window "
                                    "(fewer windows, faster); see docs/quality.md for what it costs."}),
+                "noise_init": NOISE_INIT_INPUT,
                 "decode_chunk": ("INT", {"default": 16, "min": 1, "max": 1024, "tooltip": "Frames decoded per VAE call."}),
                 "stream_prefix": ("STRING", {"default": "", "tooltip": "If set, final frames are also written to an mp4 "
                                              "with this prefix in the output folder as they are ready (kept if you cancel). "
@@ -114,7 +117,7 @@ class ZiziLoopController:
                  hint_image: torch.Tensor | None = None, interpolate: bool = True, decode_chunk: int = 16,
                  stream_prefix: str = "", stream_fps: float = 12.0, pose_images: torch.Tensor | None = None,
                  unique_id: str | None = None, output: str = ALL_FRAMES, full_plan: bool = False,
-                 context_frames: int = CONTEXT_FRAMES):
+                 context_frames: int = CONTEXT_FRAMES, noise_init: str = DEFAULT_NOISE_INIT):
         if output not in OUTPUT_MODES:
             raise ValueError(f"output: {output!r} is not one of {OUTPUT_MODES}")
         streaming = output == STREAM
@@ -165,7 +168,7 @@ class ZiziLoopController:
             sampler = WindowSampler(model, positive, negative, steps, cfg, sampler_name, scheduler, progress=progress,
                                     pose=pose, plan=steps_plan)
             run_plan(steps_plan, store, sampler, snr_value(snr), seed, to_model_space=sampler.to_model_space,
-                     on_frames_final=on_final, check_interrupt=runtime.throw_if_interrupted)
+                     on_frames_final=on_final, check_interrupt=runtime.throw_if_interrupted, noise_init=noise_init)
             unreported = [f for f in range(frames_out.frames_added + len(pending), total_frames) if store.exists[f]]
             pending.extend(unreported)  # frames no step made final: the hint of a 1-frame video
             for first in range(0, len(pending), decode_chunk):

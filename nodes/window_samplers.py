@@ -15,6 +15,7 @@ import dataclasses
 import logging
 
 from ..zizi_models.autoregressive import LatentStore, run_plan
+from ..zizi_models.noise_init import DEFAULT_NOISE_INIT
 from ..zizi_models.planner import ANCHOR_GAP, PlanStep
 from ..zizi_models.stage_plan import extrapolation_step, interpolation_steps, starter_step
 from ..zizi_models.temporal.trained_defaults import AUTO, trained_defaults_of
@@ -22,6 +23,7 @@ from .comfy import runtime, sampling
 from .comfy import vae as comfy_vae
 from .window_sampling import (
     LATENT_CHANNELS,
+    NOISE_INIT_INPUT,
     POSE_INPUT,
     SNR_OFF,
     WindowSampler,
@@ -78,7 +80,7 @@ SNR_INPUT = ("FLOAT", {"default": 0.66, "min": 0.0, "max": SNR_OFF, "step": 0.01
 
 def run_steps(model, positive, negative, store: LatentStore, steps_plan: list[PlanStep], first_index: int,
               snr: float, seed: int, steps: int, cfg: float, sampler_name: str, scheduler: str, denoise: float,
-              pose_images=None, node_id: str | None = None) -> None:
+              pose_images=None, node_id: str | None = None, noise_init: str = DEFAULT_NOISE_INIT) -> None:
     """``run_plan`` for steps that are the controller's steps ``first_index``, ``first_index + 1``, ...:
     each window is built with the controller's step index, so its augmentation noise (``seed * 1_000_003 +
     index``) and sampler seed (``seed + index``) are the controller's."""
@@ -96,7 +98,7 @@ def run_steps(model, positive, negative, store: LatentStore, steps_plan: list[Pl
         return sampler(dataclasses.replace(request, step_index=request.step_index - first_index))
 
     run_plan(steps_plan, store, sample_window, snr_value(snr), seed, to_model_space=sampler.to_model_space,
-             check_interrupt=runtime.throw_if_interrupted, first_index=first_index)
+             check_interrupt=runtime.throw_if_interrupted, first_index=first_index, noise_init=noise_init)
 
 
 def output(store: LatentStore, frames: list[int], done: int) -> dict:
@@ -123,11 +125,12 @@ class ZiziStarterSampler:
                 "optional": {"first_frame": ("IMAGE",),
                              "vae": ("VAE", {"tooltip": "Needed with first_frame; sets the latent size (SD1.5 VAE: / 8)."}),
                              "first_latent": ("LATENT", {"tooltip": "Instead of first_frame: its first latent is frame 0."}),
-                             "pose_images": POSE_INPUT},
+                             "pose_images": POSE_INPUT, "noise_init": NOISE_INIT_INPUT},
                 "hidden": HIDDEN}
 
     def sample(self, model, positive, negative, width, height, frames, seed, steps, cfg, sampler_name, scheduler, denoise,
-               first_frame=None, vae=None, first_latent=None, pose_images=None, unique_id=None):
+               first_frame=None, vae=None, first_latent=None, pose_images=None, unique_id=None,
+               noise_init=DEFAULT_NOISE_INIT):
         problem = check_inputs(width, height, None, None)
         if problem:
             raise ValueError(problem)
@@ -153,7 +156,7 @@ class ZiziStarterSampler:
         if plan_step is None:
             return (output(store, [0], 0),)
         run_steps(model, positive, negative, store, [plan_step], 0, SNR_OFF, seed, steps, cfg, sampler_name, scheduler,
-                  denoise, pose_images, unique_id)
+                  denoise, pose_images, unique_id, noise_init)
         return (output(store, list(range(count)), 1),)
 
 
@@ -189,11 +192,13 @@ class ZiziExtrapolateSampler:
                 "total_frames": ("INT", {"default": 0, "min": 0, "max": 100000, "tooltip":
                                          "Frames of the whole video, as in the loop controller: no frame past it, "
                                          "and after the last frame `stride` reaches, the rest at stride 1. 0 = open "
-                                         "(count decides)."})},
+                                         "(count decides)."}),
+                "noise_init": NOISE_INIT_INPUT},
             "hidden": HIDDEN}
 
     def sample(self, model, positive, negative, known, count, stride, context_frames, snr, seed, steps, cfg,
-               sampler_name, scheduler, denoise, pose_images=None, unique_id=None, window=AUTO, total_frames=0):
+               sampler_name, scheduler, denoise, pose_images=None, unique_id=None, window=AUTO, total_frames=0,
+               noise_init=DEFAULT_NOISE_INIT):
         temporal = require_temporal_model(model)
         frames = frames_of(known, "known")
         done = steps_done(known, "known")
@@ -210,7 +215,7 @@ class ZiziExtrapolateSampler:
         store = LatentStore(max(new) + 1, samples.shape[1], *samples.shape[-2:])
         store.put(frames, samples)
         run_steps(model, positive, negative, store, [plan_step], done, snr, seed, steps, cfg, sampler_name, scheduler,
-                  denoise, pose_images, unique_id)
+                  denoise, pose_images, unique_id, noise_init)
         return (output(store, new, done + 1), output(store, sorted(frames + new), done + 1))
 
 
@@ -231,10 +236,10 @@ class ZiziInterpolateSampler:
                                "Frames per window (frame 0, the gap's ends and their neighbours, new frames): the "
                                "loop controller's window. 0 = auto: the window the temporal module was trained "
                                "with."}),
-            "snr": SNR_INPUT}), "optional": {"pose_images": POSE_INPUT}, "hidden": HIDDEN}
+            "snr": SNR_INPUT}), "optional": {"pose_images": POSE_INPUT, "noise_init": NOISE_INIT_INPUT}, "hidden": HIDDEN}
 
     def sample(self, model, positive, negative, latent_video, window, snr, seed, steps, cfg, sampler_name, scheduler, denoise,
-               pose_images=None, unique_id=None):
+               pose_images=None, unique_id=None, noise_init=DEFAULT_NOISE_INIT):
         temporal = require_temporal_model(model)
         if window == AUTO:
             window = trained_defaults_of(temporal).window
@@ -247,7 +252,7 @@ class ZiziInterpolateSampler:
         store.put(frames, samples)
         if plan:
             run_steps(model, positive, negative, store, plan, done, snr, seed, steps, cfg, sampler_name, scheduler,
-                      denoise, pose_images, unique_id)
+                      denoise, pose_images, unique_id, noise_init)
         return (output(store, list(range(min(frames), max(frames) + 1)), done + len(plan)),)
 
 

@@ -11,6 +11,7 @@ import torch
 from einops import rearrange
 
 from ..zizi_models.autoregressive import WindowRequest
+from ..zizi_models.noise_init import DEFAULT_NOISE_INIT, NOISE_INIT_MODES
 from ..zizi_models.planner import PlanStep
 from ..zizi_models.temporal.trained_defaults import AUTO, trained_defaults_of
 from ..zizi_models.video_io import resize_and_crop
@@ -84,6 +85,13 @@ def hint_latent(vae, image: torch.Tensor, width: int, height: int) -> torch.Tens
     if frame.shape[1:3] != (height, width):
         frame = torch.from_numpy(resize_and_crop(frame.cpu().numpy(), width, height))
     return comfy_vae.vae_encode(vae, frame)
+
+
+NOISE_INIT_INPUT = (list(NOISE_INIT_MODES), {
+    "default": DEFAULT_NOISE_INIT,
+    "tooltip": "Where each generated frame's sampling starts. anchor: the first frame's latent plus full noise "
+               "(SD1.5 schedules keep ~7% of the frame at the last step, so the start carries the first frame's "
+               "colours, as in training); nearest: the nearest known frame's; noise: pure noise (empty latent)."})
 
 
 POSE_INPUT = ("IMAGE", {"tooltip": "Rendered pose images, one per video frame (or one for all), for a temporal module "

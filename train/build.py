@@ -46,10 +46,13 @@ def build_temporal(config: TrainConfig, unet: torch.nn.Module, pose_downscale: i
     if config.model.temporal_init:
         temporal = load_temporal_model(config.model.temporal_init, max_positions=config.model.max_positions)
         logger.info("temporal layers initialised from %s", config.model.temporal_init)
+        if config.model.reference_attention and not temporal.config.reference_attention:
+            temporal.config = temporal.config.replace(reference_attention=True)  # trained with it from here on
         return temporal.float()
     pose = {"pose_channels": 3, "pose_downscale": pose_downscale} if config.model.pose_encoder else {}
     temporal_config = temporal_config_for_unet(
-        unet, max_positions=config.model.max_positions, has_temporal_conv=config.model.temporal_conv, **pose
+        unet, max_positions=config.model.max_positions, has_temporal_conv=config.model.temporal_conv,
+        reference_attention=config.model.reference_attention, **pose
     )
     return ZiziTemporalModel(temporal_config)
 

@@ -32,6 +32,9 @@ class ModelConfig:
     gradient_checkpointing: bool = False
     train_unet: bool = False  # also train the 2D UNet (fp32), e.g. a small model from scratch (train/puppet.py)
     pose_encoder: bool = False  # add a pose encoder fed with the clips' rendered poses (needs poses in the dataset)
+    # spatial self-attention of every frame also attends to its window's anchor (trained reference attention;
+    # recorded in the temporal module's config, so sampling applies it too)
+    reference_attention: bool = False
 
 
 @dataclass

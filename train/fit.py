@@ -142,7 +142,7 @@ class Fit:
         with accelerator.accumulate(self.wrapped):
             pose = batch["pose"].to(device) if "pose" in batch else None
             prediction = self.wrapped(tb.noisy, tb.timesteps, text, tb.positions, tb.known_latents, tb.mask,
-                                      tb.aug_level, pose)  # [B, F, 4, h, w]
+                                      tb.aug_level, pose, batch["is_anchor"])  # [B, F, 4, h, w]
             per_window = masked_mse(prediction, tb.noise, tb.loss_mask)  # [B]
             weights = min_snr_weights(tb.timesteps, self.alphas_cumprod, config.loss.min_snr_gamma)  # [B]
             accelerator.backward((per_window * weights).mean())

@@ -28,8 +28,10 @@ class TrainableParts(nn.Module):
 
     def forward(self, sample: torch.Tensor, timesteps: torch.Tensor, encoder_hidden_states: torch.Tensor,
                 positions: torch.Tensor, known_latents: torch.Tensor, mask: torch.Tensor,
-                aug_level: torch.Tensor, pose: torch.Tensor | None = None) -> torch.Tensor:
+                aug_level: torch.Tensor, pose: torch.Tensor | None = None,
+                reference: torch.Tensor | None = None) -> torch.Tensor:
         """sample [B, F, 4, h, w], timesteps [B], text [B, 77, D], positions/mask/aug_level [B, F],
-        pose [B, F, 3, H, W] (models with a pose encoder)."""
+        pose [B, F, 3, H, W] (models with a pose encoder), reference [B, F] bool: the anchor frames."""
         return self.video_unet(sample, timesteps, encoder_hidden_states, positions=positions,
-                               known_latents=known_latents, mask=mask, aug_level=aug_level, pose=pose)
+                               known_latents=known_latents, mask=mask, aug_level=aug_level, pose=pose,
+                               reference=reference)

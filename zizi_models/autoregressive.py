@@ -17,6 +17,7 @@ from dataclasses import dataclass
 
 import torch
 
+from .noise_init import DEFAULT_NOISE_INIT, NOISE_INIT_MODES, initial_latents
 from .temporal.frame_call import WindowInputs
 from .temporal.noise_augmentation import augment_latents, augmentation_level
 
@@ -25,7 +26,8 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class WindowRequest:
-    """One window to denoise. ``latents`` [F, C, h, w] raw: clean latents of known frames, zeros elsewhere.
+    """One window to denoise. ``latents`` [F, C, h, w] raw: clean latents of known frames, elsewhere the latent
+    each generated frame's sampling starts from (``noise_init``: the anchor's, or zeros = pure noise).
     ``generate`` [F] bool: the frames to sample. ``window``: what the temporal layers get (positions,
     augmented known latents in model space, mask, augmentation levels). ``seed``: the window's noise seed.
     ``anchor``: the index in the window of the un-augmented anchor frame (None: the window has none)."""
@@ -60,9 +62,11 @@ class LatentStore:
 
 
 def window_request(step, step_index: int, store: LatentStore, snr: float, seed: int,
-                   to_model_space: Callable[[torch.Tensor], torch.Tensor]) -> WindowRequest:
+                   to_model_space: Callable[[torch.Tensor], torch.Tensor],
+                   noise_init: str = DEFAULT_NOISE_INIT) -> WindowRequest:
     """Build the window for one plan step. Known frames other than the anchor are augmented at ``snr``
-    (inf = not at all), in the UNet's latent space, with noise drawn from a generator seeded per step."""
+    (inf = not at all), in the UNet's latent space, with noise drawn from a generator seeded per step.
+    ``noise_init``: the latent each generated frame's sampling starts from (zizi_models/noise_init.py)."""
     frames = tuple(step.frames)
     known = torch.tensor([step.is_known(f) for f in frames])
     latents = torch.zeros(len(frames), *store.latents.shape[1:], dtype=store.latents.dtype)
@@ -76,6 +80,7 @@ def window_request(step, step_index: int, store: LatentStore, snr: float, seed: 
     level = augmentation_level(frame_snr) * known
     window = WindowInputs(torch.tensor(step.positions), augmented, known.float(), level.float())
     anchor = next((i for i, f in enumerate(frames) if step.is_anchor(f)), None)
+    latents = initial_latents(latents, known, frames, anchor, noise_init)
     return WindowRequest(step_index, frames, latents, ~known, window, seed + step_index, anchor)
 
 
@@ -89,6 +94,7 @@ def run_plan(
     on_frames_final: Callable[[list[int]], None] | None = None,
     check_interrupt: Callable[[], None] | None = None,
     first_index: int = 0,
+    noise_init: str = DEFAULT_NOISE_INIT,
 ) -> LatentStore:
     """Execute ``steps`` (PlanStep-like: frames, known, generate, positions, is_known, is_anchor).
 
@@ -97,15 +103,18 @@ def run_plan(
     contiguous from the start (each frame exactly once, in order). ``check_interrupt()`` runs before
     every step and may raise to stop; what exists so far stays in ``store``. ``first_index``: the index
     of ``steps[0]`` in the whole plan (a stage node running part of it), which seeds each step.
+    ``noise_init``: where each generated frame's sampling starts (``zizi_models/noise_init.py``).
     """
     if snr < 0 or math.isnan(snr):
         raise ValueError(f"snr must be >= 0 (inf = no augmentation), got {snr}")
+    if noise_init not in NOISE_INIT_MODES:
+        raise ValueError(f"noise_init: expected one of {', '.join(NOISE_INIT_MODES)}, got {noise_init!r}")
     emitted = 0
     total = store.latents.shape[0]
     for index, step in enumerate(steps):
         if check_interrupt is not None:
             check_interrupt()
-        request = window_request(step, first_index + index, store, snr, seed, to_model_space)
+        request = window_request(step, first_index + index, store, snr, seed, to_model_space, noise_init)
         sampled = sample_window(request)
         keep = [i for i, f in enumerate(request.frames) if not step.is_known(f)]
         store.put([request.frames[i] for i in keep], sampled[keep])

@@ -36,7 +36,7 @@ from .folders import (
     resolve_model_file,
     save_path,
 )
-from .reference_patch import attention_blocks, with_reference_attention
+from .reference_patch import attention_blocks, has_reference_patch, with_reference_attention
 from .runtime import (
     SamplingProgress,
     executing_node_id,

@@ -71,22 +71,37 @@ class ReferencePatch:
         return reference_attention(q, k, v, window.num_frames, anchor, self.strength, attention)
 
 
-def with_reference_attention(model: comfy.model_patcher.ModelPatcher, strength: float, start_percent: float,
-                             end_percent: float) -> comfy.model_patcher.ModelPatcher:
-    """A clone of ``model`` whose spatial self-attention layers see the window's anchor frame; strength 0
-    returns a plain clone. ``model`` itself is never modified."""
-    patched = model.clone()
-    if strength == 0:
-        return patched
+def has_reference_patch(model: comfy.model_patcher.ModelPatcher) -> bool:
+    """Whether ``model`` already carries a ReferencePatch (a node before, or a module trained with it)."""
+    replaces = model.model_options.get("transformer_options", {}).get("patches_replace", {}).get("attn1", {})
+    return any(isinstance(patch, ReferencePatch) for patch in replaces.values())
+
+
+def install_reference_patch(patched: comfy.model_patcher.ModelPatcher, strength: float, start_percent: float,
+                            end_percent: float) -> None:
+    """Put a ReferencePatch on every attention block of ``patched`` (a clone the caller owns), replacing an
+    earlier one; strength 0 computes plain attention (what turns off a trained module's reference)."""
     sampling = patched.get_model_object("model_sampling")
     patch = ReferencePatch(float(strength), float(sampling.percent_to_sigma(start_percent)),
                            float(sampling.percent_to_sigma(end_percent)), start_percent <= 0 and end_percent >= 1)
     blocks = attention_blocks(patched)
     for name, index in blocks:
         patched.set_model_attn1_replace(patch, name, index)
+    patched.remove_wrappers_with_key(comfy.patcher_extension.WrappersMP.DIFFUSION_MODEL, REFERENCE_KEY)
     if not patch.always:
         patched.add_wrapper_with_key(comfy.patcher_extension.WrappersMP.DIFFUSION_MODEL, REFERENCE_KEY,
                                      patch.range_wrapper)
     log.info("reference attention on %d UNet blocks, strength %.2f, sampling %.0f%%-%.0f%%", len(blocks), strength,
              100 * start_percent, 100 * end_percent)
+
+
+def with_reference_attention(model: comfy.model_patcher.ModelPatcher, strength: float, start_percent: float,
+                             end_percent: float) -> comfy.model_patcher.ModelPatcher:
+    """A clone of ``model`` whose spatial self-attention layers see the window's anchor frame; strength 0
+    returns a plain clone (or, on a model that already has reference attention, one patched to plain
+    attention). ``model`` itself is never modified."""
+    patched = model.clone()
+    if strength == 0 and not has_reference_patch(patched):
+        return patched
+    install_reference_patch(patched, strength, start_percent, end_percent)
     return patched

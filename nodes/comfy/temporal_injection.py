@@ -29,6 +29,7 @@ from ...zizi_models.temporal import (
     ldm_block_site,
 )
 from . import temporal_hooks as hooks
+from .reference_patch import install_reference_patch
 from .temporal_hooks import InjectedTemporalLayer
 
 TEMPORAL_KEY = "zizi_temporal"
@@ -123,6 +124,8 @@ def inject_temporal_model(model: comfy.model_patcher.ModelPatcher, temporal: Ziz
     patched.set_model_emb_patch(lambda emb, model_channels, options: add_aug_embedding(temporal, emb, hooks.current_call(options)))
     patched.add_wrapper_with_key(comfy.patcher_extension.WrappersMP.DIFFUSION_MODEL, TEMPORAL_KEY, hooks.frame_call_wrapper)
     patched.set_attachments(TEMPORAL_KEY, temporal)
+    if temporal.config.reference_attention:  # trained with it: sampled with it, at full strength
+        install_reference_patch(patched, 1.0, 0.0, 1.0)
     return patched
 
 

@@ -6,7 +6,6 @@ Frames are compared losslessly (SaveImage PNGs of the controller's IMAGE output)
 
 from __future__ import annotations
 
-import io
 from pathlib import Path
 
 import numpy as np
@@ -16,36 +15,14 @@ from PIL import Image
 from devtools.comfy_client import ComfyClient
 from devtools.demo import PUPPET_BASE, PUPPET_SIZE, PUPPET_TEMPORAL, PUPPET_WORKFLOW, write_puppet_inputs
 from devtools.random_addons import sd15_motion_module_ckpt
-from devtools.workflows import load_api_workflow, node_ids, set_inputs
+from devtools.workflows import load_api_workflow, set_inputs
+from tests.server.saved_frames import frames_of, mean_difference, with_reference
 from zizi_models.puppet import demo_sequence
 
 pytestmark = pytest.mark.server
 
 REPO_WEIGHTS = Path(__file__).resolve().parents[2] / "weights"
 MOTION_MODULE = "zizi_test_mm_v2.ckpt"
-REFERENCE = "90"  # the node id the tests give ZiziReferenceAttention
-SAVE = "91"
-
-
-def frames_of(comfy: ComfyClient, prompt: dict) -> np.ndarray:
-    """Queue the prompt; the controller's frames as saved by SaveImage, [F, H, W, 3] uint8."""
-    files = comfy.run(prompt, timeout=900).output_files(SAVE)
-    return np.stack([np.asarray(Image.open(io.BytesIO(comfy.view(f))).convert("RGB")) for f in files])
-
-
-def with_reference(prompt: dict, reference: dict | None, prefix: str) -> dict:
-    """The prompt with ZiziReferenceAttention (``reference``: its inputs, None = no node) between the temporal
-    loader and the controller, and the controller's IMAGE saved as PNGs."""
-    prompt = {k: {**v, "inputs": dict(v["inputs"])} for k, v in prompt.items()}
-    loader = node_ids(prompt, "ZiziTemporalModelLoader")[0]
-    controller = node_ids(prompt, "ZiziLoopController")[0]
-    for saver in node_ids(prompt, "ZiziSaveVideo"):
-        del prompt[saver]
-    if reference is not None:
-        prompt[REFERENCE] = {"class_type": "ZiziReferenceAttention", "inputs": {"model": [loader, 0], **reference}}
-        prompt[controller]["inputs"]["model"] = [REFERENCE, 0]
-    prompt[SAVE] = {"class_type": "SaveImage", "inputs": {"images": [controller, 0], "filename_prefix": prefix}}
-    return prompt
 
 
 def full(strength: float = 1.0, start: float = 0.0, end: float = 1.0) -> dict:
@@ -64,10 +41,6 @@ def puppet_prompt(comfy_server, tmp_path_factory) -> dict:
     prompt = load_api_workflow(PUPPET_WORKFLOW)
     set_inputs(prompt, "ZiziLoopController", total_frames=16, steps=4)
     return prompt
-
-
-def mean_difference(a: np.ndarray, b: np.ndarray) -> float:
-    return float(np.abs(a.astype(np.float32) - b.astype(np.float32)).mean())
 
 
 def test_reference_attention_on_the_puppet_model(comfy: ComfyClient, puppet_prompt: dict) -> None:

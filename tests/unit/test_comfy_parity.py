@@ -29,14 +29,16 @@ def models(comfy_pack):
     return unet, temporal, base, patched, comfy_pack.nodes.comfy, comfy_pack.zizi_models.temporal
 
 
-def comfy_predict(patched, bridge, pack_temporal, x, t, context, window, cond_or_uncond):
-    """Call ComfyUI's UNet the way its samplers do: injected, with the patcher's patches and wrappers."""
+def comfy_predict(patched, bridge, pack_temporal, x, t, context, window, cond_or_uncond, extra_options=None):
+    """Call ComfyUI's UNet the way its samplers do: injected, with the patcher's patches and wrappers
+    (and ``extra_options`` in transformer_options, as sample_window adds them)."""
     import comfy.model_management
 
     comfy.model_management.load_models_gpu([patched])
     options = dict(patched.model_options["transformer_options"])
     options["wrappers"] = patched.wrappers
     options["cond_or_uncond"] = cond_or_uncond
+    options.update(extra_options or {})
     if window is not None:
         options[bridge.WINDOW_OPTION] = window
     with torch.no_grad():
@@ -114,3 +116,40 @@ def test_fresh_temporal_module_is_identity_in_comfyui(comfy_pack) -> None:
     with torch.no_grad():
         reference = unet(x, t, context).sample
     assert (got - reference).abs().max().item() <= 1e-4
+
+
+def test_trained_reference_attention_agrees_in_diffusers_and_comfyui(comfy_pack) -> None:
+    """A module trained with reference attention is sampled with it: the loader's clone carries the patch,
+    and with the window's anchor ComfyUI computes what the training UNet computes (cond and uncond)."""
+    unet = build_unet(TINY_UNET_CONFIG, seed=3).float()
+    temporal = randomized_temporal(unet, seed=4, reference_attention=True)
+    _, patched, _ = inflate(comfy_pack, unet, temporal)
+    bridge, pack_temporal = comfy_pack.nodes.comfy, comfy_pack.zizi_models.temporal
+    assert bridge.has_reference_patch(patched)
+    generator = torch.Generator().manual_seed(6)
+    x = torch.randn(1, 7, 4, SIZE, SIZE, generator=generator)
+    known = torch.randn(1, 7, 4, SIZE, SIZE, generator=generator) * MASK[None, :, None, None, None]
+    context, uncond = (torch.randn(1, 77, 32, generator=generator) for _ in range(2))
+    t = torch.tensor([421.0])
+    anchor = torch.zeros(1, 7, dtype=torch.bool)
+    anchor[0, 0] = True
+    with ZiziVideoUNet(unet, temporal) as video, torch.no_grad():
+        run = lambda text, ref: video(x, t, text, positions=POSITIONS[None], known_latents=known,  # noqa: E731
+                                      mask=MASK[None], aug_level=LEVEL[None], reference=ref)[0]
+        expected, expected_uncond, no_anchor = run(context, anchor), run(uncond, anchor), run(context, None)
+    assert (expected - no_anchor).abs().max().item() > 1e-3  # the reference matters in this window
+    window = pack_temporal.WindowInputs(POSITIONS, known[0], MASK, LEVEL)
+    both = comfy_predict(patched, bridge, pack_temporal, torch.cat([x[0], x[0]]), t.expand(14),
+                         torch.cat([context.expand(7, -1, -1), uncond.expand(7, -1, -1)]), window, [0, 1],
+                         {bridge.REFERENCE_OPTION: 0})
+    assert (both[:7] - expected).abs().max().item() <= 1e-4
+    assert (both[7:] - expected_uncond).abs().max().item() <= 1e-4
+    # no anchor in the window (a plain KSampler batch): plain attention, as training without an anchor
+    single = comfy_predict(patched, bridge, pack_temporal, x[0], t.expand(7), context.expand(7, -1, -1), window, [0])
+    assert (single - no_anchor).abs().max().item() <= 1e-4
+    # ZiziReferenceAttention at strength 0 turns the trained reference off (plain attention), on a clone
+    off = bridge.with_reference_attention(patched, 0.0, 0.0, 1.0)
+    plain = comfy_predict(off, bridge, pack_temporal, x[0], t.expand(7), context.expand(7, -1, -1), window, [0],
+                          {bridge.REFERENCE_OPTION: 0})
+    assert (plain - no_anchor).abs().max().item() <= 1e-4
+    assert bridge.has_reference_patch(patched)  # the MODEL it was given keeps its patch

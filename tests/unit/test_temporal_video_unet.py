@@ -320,3 +320,29 @@ def test_frame_context_from_video_unet_is_kept_for_backward(unet):
         assert video._state is None
     finally:
         video.eject()
+
+
+def test_trained_reference_attention_reads_each_windows_anchor_and_ejects(unet):
+    """A module trained with reference attention: every attn1 of the 2D UNet also attends to the window's
+    anchor frame; windows without an anchor, and calls without `reference`, compute what a module without
+    it computes."""
+    originals = {name: type(m.processor) for name, m in unet.named_modules() if name.endswith(".attn1")}
+    x = inputs(batch=2)
+    with torch.no_grad(), ZiziVideoUNet(unet, ZiziTemporalModel(temporal_config_for_unet(unet))) as video:
+        plain = video(**x)
+    reference = torch.zeros(2, F, dtype=torch.bool)
+    reference[0, 1] = True  # window 0: anchor at frame 1; window 1: none
+    temporal = ZiziTemporalModel(temporal_config_for_unet(unet, reference_attention=True))  # fresh: no frame mixing
+    with torch.no_grad(), ZiziVideoUNet(unet, temporal) as video:
+        assert {type(m.processor).__name__ for n, m in unet.named_modules() if n.endswith(".attn1")} == {
+            "ReferenceProcessor"}
+        without = video(**x)
+        with_anchor = video(**x, reference=reference)
+        with pytest.raises(ValueError, match="more than one anchor"):
+            video(**x, reference=torch.ones(2, F, dtype=torch.bool))
+    assert torch.equal(without, plain)
+    assert torch.allclose(with_anchor[1], plain[1], atol=1e-5)  # no anchor: plain attention
+    assert torch.allclose(with_anchor[0, 1], plain[0, 1], atol=1e-5)  # the anchor sees itself twice: unchanged
+    changed = (with_anchor[0] - plain[0]).abs().amax(dim=(1, 2, 3))  # [F]
+    assert bool((changed[[0, 2, 3]] > 1e-3).all()), changed
+    assert {name: type(m.processor) for name, m in unet.named_modules() if name.endswith(".attn1")} == originals

@@ -23,10 +23,11 @@ def perturbed_temporal(unet, generator: torch.Generator, scale: float = 0.05) ->
     return temporal
 
 
-def randomized_temporal(unet, seed: int) -> ZiziTemporalModel:
+def randomized_temporal(unet, seed: int, **config) -> ZiziTemporalModel:
     """Every part on and random (zero-init ones included): temporal convs, a pose encoder (RGB pose images at
-    8x the latent grid), the level embedding."""
-    temporal = ZiziTemporalModel(temporal_config_for_unet(unet, has_temporal_conv=True, pose_channels=3, pose_downscale=8))
+    8x the latent grid), the level embedding; ``config`` adds TemporalModelConfig fields."""
+    temporal = ZiziTemporalModel(temporal_config_for_unet(unet, has_temporal_conv=True, pose_channels=3, pose_downscale=8,
+                                                          **config))
     generator = torch.Generator().manual_seed(seed)
     with torch.no_grad():
         for p in temporal.parameters():

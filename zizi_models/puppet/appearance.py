@@ -15,9 +15,10 @@ the split back from any character.
 from __future__ import annotations
 
 import colorsys
+import dataclasses
 import random
 
-from .character import RGB, Character, shade_colour
+from .character import RGB, Character, make_character, shade_colour
 
 SPLITS = ("train", "unseen")
 HUE_BANDS = 12  # 30 degrees each
@@ -25,7 +26,6 @@ UNSEEN_BANDS = frozenset({1, 5, 9})  # 30-60, 150-180 and 270-300 degrees: yello
 APPEARANCE_CAPTION = "a puppet"
 PATTERNS = ("flat", "stripes_h", "stripes_v", "checker")
 PATTERN_WEIGHTS = (0.4, 0.2, 0.2, 0.2)
-LEFT_SHADE = 0.78
 MIN_SATURATION = 0.45  # the torso's hue is well defined (and its band with it)
 _BACKGROUND_DISTANCE = 80.0  # RGB distance from every body colour
 _SATURATION = (0.45, 0.95)
@@ -90,22 +90,16 @@ def random_appearance(seed: int, split: str = "train") -> Character:
     rng = random.Random(f"zizi-puppet-appearance/{split}/{int(seed)}")
     torso = _torso_colour(rng, split)
     head, upper_arm, lower_arm, upper_leg, lower_leg = (_random_colour(rng) for _ in range(5))
-    limbs = {
-        "upper_arm_left": shade_colour(upper_arm, LEFT_SHADE), "upper_arm_right": upper_arm,
-        "lower_arm_left": shade_colour(lower_arm, LEFT_SHADE), "lower_arm_right": lower_arm,
-        "upper_leg_left": shade_colour(upper_leg, LEFT_SHADE), "upper_leg_right": upper_leg,
-        "lower_leg_left": shade_colour(lower_leg, LEFT_SHADE), "lower_leg_right": lower_leg,
-    }
+    body = make_character(f"{split}-{int(seed)}", (0, 0, 0), head, torso, upper_arm, lower_arm, upper_leg,
+                          lower_leg)  # the background follows from the body colours
     pattern = rng.choices(PATTERNS, weights=PATTERN_WEIGHTS)[0]
     shade = rng.uniform(*PATTERN_SHADE)
-    body = (head, torso, *limbs.values())
-    background = _background(rng, body)
+    background = _background(rng, body.body_colours())
     # the pattern's second colour: darker, or lighter when the background is dark
     pattern_colour = shade_colour(background, shade) if max(background) > 110 else shade_colour(background, 1.0 / shade)
     if pattern == "flat":
         pattern_colour = background
-    return Character(
-        name=f"{split}-{int(seed)}", background=background, head=head, torso=torso, **limbs,
-        limb_thickness=round(rng.uniform(*LIMB_THICKNESS), 3), head_scale=round(rng.uniform(*HEAD_SCALE), 3),
+    return dataclasses.replace(
+        body, background=background, limb_thickness=round(rng.uniform(*LIMB_THICKNESS), 3), head_scale=round(rng.uniform(*HEAD_SCALE), 3),
         pattern=pattern, pattern_colour=pattern_colour, pattern_period=round(rng.uniform(*PATTERN_PERIOD), 3),
     )

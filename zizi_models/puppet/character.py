@@ -78,31 +78,35 @@ def shade_colour(rgb: RGB, factor: float) -> RGB:
     return tuple(int(max(0, min(255, round(v * factor)))) for v in rgb)  # type: ignore[return-value]
 
 
-def _make(name: str, background: RGB, head: RGB, torso: RGB, upper_arm: RGB, lower_arm: RGB,
-          upper_leg: RGB, lower_leg: RGB, limb_thickness: float = 1.0, left_shade: float = 0.78) -> Character:
-    """A character whose left limbs are ``left_shade`` times the right ones."""
+LEFT_SHADE = 0.78  # left limbs are this shade of the right ones, so the two sides differ
+
+
+def make_character(name: str, background: RGB, head: RGB, torso: RGB, upper_arm: RGB, lower_arm: RGB,
+                   upper_leg: RGB, lower_leg: RGB, left_shade: float = LEFT_SHADE, **looks) -> Character:
+    """A character whose left limbs are ``left_shade`` times the right ones; ``looks`` are the other
+    Character fields (limb_thickness, head_scale, pattern, ...)."""
     return Character(
         name=name, background=background, head=head, torso=torso,
         upper_arm_left=shade_colour(upper_arm, left_shade), upper_arm_right=upper_arm,
         lower_arm_left=shade_colour(lower_arm, left_shade), lower_arm_right=lower_arm,
         upper_leg_left=shade_colour(upper_leg, left_shade), upper_leg_right=upper_leg,
         lower_leg_left=shade_colour(lower_leg, left_shade), lower_leg_right=lower_leg,
-        limb_thickness=limb_thickness,
+        **looks,
     )
 
 
 CHARACTERS: dict[str, Character] = {
     c.name: c
     for c in (
-        _make("ruby", (150, 150, 150), (240, 205, 165), (200, 30, 40), (245, 130, 30), (250, 175, 70),
+        make_character("ruby", (150, 150, 150), (240, 205, 165), (200, 30, 40), (245, 130, 30), (250, 175, 70),
               (40, 70, 190), (30, 50, 140)),
-        _make("mint", (25, 30, 60), (245, 220, 190), (40, 180, 80), (235, 235, 235), (200, 200, 200),
+        make_character("mint", (25, 30, 60), (245, 220, 190), (40, 180, 80), (235, 235, 235), (200, 200, 200),
               (180, 115, 60), (150, 95, 50), limb_thickness=0.9),
-        _make("sunny", (100, 170, 230), (250, 220, 60), (245, 130, 30), (200, 40, 160), (230, 90, 190),
+        make_character("sunny", (100, 170, 230), (250, 220, 60), (245, 130, 30), (200, 40, 160), (230, 90, 190),
               (70, 70, 70), (40, 40, 40), limb_thickness=1.1),
-        _make("violet", (235, 225, 200), (130, 80, 50), (110, 50, 170), (40, 170, 170), (60, 200, 200),
+        make_character("violet", (235, 225, 200), (130, 80, 50), (110, 50, 170), (40, 170, 170), (60, 200, 200),
               (30, 30, 30), (80, 80, 80)),
-        _make("forest", (30, 80, 40), (245, 245, 245), (250, 220, 60), (220, 60, 60), (240, 110, 110),
+        make_character("forest", (30, 80, 40), (245, 245, 245), (250, 220, 60), (220, 60, 60), (240, 110, 110),
               (100, 170, 230), (60, 120, 200), limb_thickness=1.2),
     )
 }

@@ -41,6 +41,9 @@ class TemporalModelConfig:
     pose_channels: int = 0  # input channels of the pose images (3 = RGB renders); 0 = no pose encoder
     pose_downscale: int = 8  # pixel grid / latent grid (the VAE's downscale factor)
     pose_base_width: int = 16
+    # trained reference attention (zizi.reference_attention): every spatial self-attention of the base UNet
+    # also attends to the window's anchor frame, in training and (automatically, at strength 1) in sampling
+    reference_attention: bool = False
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "block_out_channels", tuple(int(c) for c in self.block_out_channels))

@@ -45,6 +45,9 @@ class FrameCall:
     extra_channels: torch.Tensor | None  # [(k B F), 5, H, W]: mask, mask * known latent
     aug_level: torch.Tensor | None  # [(k B F)] augmentation level, 0 = clean
     pose: torch.Tensor | None = None  # [(k B F), C_pose, H * s, W * s] pose images in [0, 1]
+    # per window of the flat batch: the anchor frame's index (or None); read by the trained reference
+    # attention processors of ZiziVideoUNet (reference_processor.py)
+    reference: tuple[int | None, ...] | None = None
     cache: dict | None = field(default=None, repr=False, compare=False)
 
 

@@ -11,11 +11,14 @@ No diffusers code is copied or imported: the 2D UNet runs unchanged on the flat 
     mid_block.attentions[0]      -> motion module (before the second resnet)
     up_blocks[i].resnets[j]      -> temporal conv (optional)
     up_blocks[i].attentions[j]   -> motion module (plain UpBlock2D: resnets[j]); before the upsampler
+    every transformer's attn1    processor: reference attention to the window's anchor, for modules
+                                 trained with it (config.reference_attention; reference_processor.py)
 
 This is exactly where AnimateDiff puts its modules (after each resnet/attention pair, and the
 result feeds the skip connections). Hooks are installed by the constructor and removed by
 `eject()` (or leaving a `with ZiziVideoUNet(...)` block, or garbage collection of the wrapper),
-after which the 2D UNet is bitwise the model it was. They read the frame state of the latest
+after which the 2D UNet is bitwise the model it was (the attn1 processors are put back by `eject()`;
+after garbage collection they pass through to the layers' own). They read the frame state of the latest
 `forward`; the state is kept until the next forward so that backward-time recomputation
 (diffusers `enable_gradient_checkpointing`) sees the same frames. Do not call the 2D UNet
 directly while attached.
@@ -38,6 +41,7 @@ from .context import FrameContext
 from .frame_call import FrameCall, add_aug_embedding, add_known_frames, run_temporal_layer
 from .model import BlockKind, ZiziTemporalModel
 from .noise_augmentation import known_frame_channels
+from .reference_processor import install_reference_processors, restore_processors
 
 logger = logging.getLogger(__name__)
 
@@ -109,6 +113,7 @@ class ZiziVideoUNet(nn.Module):
         self.temporal.set_gradient_checkpointing(gradient_checkpointing)
         self._state: FrameCall | None = None
         self._handles: list[torch.utils.hooks.RemovableHandle] = []
+        self._processors: list = []  # (attn1 layer, its own processor) while reference processors are installed
         # if this object is garbage-collected without eject(), its hooks go with it
         self._finalizer = weakref.finalize(self, _remove_handles, self._handles)
         self.attach()
@@ -133,14 +138,20 @@ class ZiziVideoUNet(nn.Module):
                 self._hook_block(unet.mid_block, "mid", 0)
             for i, block in enumerate(unet.up_blocks):
                 self._hook_block(block, "up", i)
+            if temporal.config.reference_attention:
+                video_ref = weakref.ref(self)
+                self._processors = install_reference_processors(
+                    unet, lambda: getattr(video_ref(), "_state", None))
         except Exception:
             _remove_handles(self._handles)
+            restore_processors(self._processors)
             raise
         logger.debug("ZiziVideoUNet: %d hooks installed", len(self._handles))
 
     def eject(self) -> nn.Module:
         """Remove every hook and the frame state; returns the untouched 2D UNet."""
         _remove_handles(self._handles)
+        restore_processors(self._processors)
         self._state = None
         return self.unet
 
@@ -200,6 +211,7 @@ class ZiziVideoUNet(nn.Module):
         mask: torch.Tensor | None = None,
         aug_level: torch.Tensor | None = None,
         pose: torch.Tensor | None = None,
+        reference: torch.Tensor | None = None,
         **unet_kwargs,
     ) -> torch.Tensor:
         """Predict noise for a batch of videos.
@@ -208,6 +220,8 @@ class ZiziVideoUNet(nn.Module):
         [B, F, L, D]; positions [B, F] (default 0..F-1); known_latents [B, F, 4, H, W] (already
         augmented) with mask [B, F] (1 = known); aug_level [B, F] (only where mask = 1 counts);
         pose [B, F, C_pose, H * s, W * s] rendered pose images in [0, 1] (models with a pose encoder).
+        reference [B, F] bool: each window's anchor frame (at most one per window; a window without one
+        attends plainly); only models trained with reference attention read it.
         Extra `unet_kwargs` go to the 2D UNet unchanged and must already be flat over (B F),
         e.g. ControlNet `down_block_additional_residuals`. Returns [B, F, 4, H, W].
         """
@@ -241,7 +255,7 @@ class ZiziVideoUNet(nn.Module):
             level = level * mask.to(device=device, dtype=torch.float32)
         level = rearrange(level, "b f -> (b f)")
         flat_pose = None if pose is None else rearrange(pose.to(device), "b f c h w -> (b f) c h w")
-        self._state = FrameCall(ctx, extra, level, flat_pose)
+        self._state = FrameCall(ctx, extra, level, flat_pose, window_anchors(reference, batch, frames))
 
         out = self.unet(
             rearrange(sample, "b f c h w -> (b f) c h w"),
@@ -277,6 +291,18 @@ class ZiziVideoUNet(nn.Module):
             f"encoder_hidden_states must be [B, L, D] or [B, F, L, D] with B={batch}, F={frames}, "
             f"got {tuple(encoder_hidden_states.shape)}"
         )
+
+
+def window_anchors(reference: torch.Tensor | None, batch: int, frames: int) -> tuple[int | None, ...] | None:
+    """reference [B, F] bool -> per window the index of its anchor frame, or None where it has none."""
+    if reference is None:
+        return None
+    if tuple(reference.shape) != (batch, frames):
+        raise ValueError(f"reference must be [B, F] = {(batch, frames)}, got {tuple(reference.shape)}")
+    flags = reference.detach().to("cpu", torch.bool)
+    if bool((flags.sum(dim=1) > 1).any()):
+        raise ValueError("reference: a window has more than one anchor frame")
+    return tuple(int(row.nonzero()[0]) if bool(row.any()) else None for row in flags)
 
 
 def freeze_backbone(video_unet: ZiziVideoUNet) -> list[nn.Parameter]:
