@@ -4,7 +4,7 @@ SD1.5-family schedules (scaled linear, 1000 steps) never reach pure noise: at th
 alpha_bar is about 0.0047, so a training input ``x_T = sqrt(alpha_bar) z + sqrt(1 - alpha_bar) eps`` still
 holds about 7% of the frame's own latent, and a model learns to read the frame's low frequencies (its
 overall colours) from it. Sampling from pure noise then hands it random low frequencies: colours that
-change from frame to frame and ignore the known frames (measured on the puppet model: docs/quality.md).
+change from frame to frame and ignore the known frames (measured: docs/quality_puppet_v2_reference.md).
 ComfyUI's samplers start from ``latent_image + sigma_max * noise``, the same mixture as training, so giving
 a generated frame a latent that shares the clip's look restores what training saw:
 
@@ -21,7 +21,7 @@ from collections.abc import Sequence
 import torch
 
 NOISE_INIT_MODES = ("anchor", "nearest", "noise")
-DEFAULT_NOISE_INIT = "anchor"  # measured best on held-out puppet characters (docs/quality.md)
+DEFAULT_NOISE_INIT = "anchor"  # measured best on held-out puppet characters (README, noise_init)
 
 
 def initial_latents(latents: torch.Tensor, known: torch.Tensor, frames: Sequence[int], anchor: int | None,
