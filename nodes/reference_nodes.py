@@ -26,8 +26,9 @@ class ZiziReferenceAttention:
             "required": {
                 "model": ("MODEL", {"tooltip": "An SD1.5 MODEL, usually inflated by the Zizi Temporal Model Loader."}),
                 "strength": ("FLOAT", {"default": 1.0, "min": 0.0, "max": 1.0, "step": 0.05,
-                                       "tooltip": "0: off (the MODEL samples exactly as without this node); 1: "
-                                                  "attention over each frame's own and the anchor's tokens; in "
+                                       "tooltip": "0: off (the MODEL samples exactly as without this node; on "
+                                                  "a module trained with reference attention, it turns that off); "
+                                                  "1: attention over each frame's own and the anchor's tokens; in "
                                                   "between, a blend of the two."}),
                 "start_percent": ("FLOAT", {"default": 0.0, "min": 0.0, "max": 1.0, "step": 0.01,
                                             "tooltip": "Where in sampling it starts (0 = the first, noisiest step)."}),
