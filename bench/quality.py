@@ -63,7 +63,14 @@ from bench.quality_report import (  # noqa: E402
     setting_of,
     target_lines,
 )
-from bench.quality_settings import CONDITIONINGS, Setting, parse_snrs, sweep  # noqa: E402
+from bench.quality_settings import (  # noqa: E402
+    CONDITIONINGS,
+    Setting,
+    parse_snrs,
+    shipped_setting,
+    sweep,
+    trained_with_reference,
+)
 
 log = logging.getLogger("bench.quality")
 
@@ -266,8 +273,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--context-frames", default="3,1", help="plan options: extra runs for each value but 3")
     parser.add_argument("--noise-inits", default="noise",
                         help="comma-separated noise_init modes besides 'anchor' (the grid's): extra runs; '' for none")
-    parser.add_argument("--shipped", default="0.66,on,0",
-                        help="snr,interpolation,reference strength of the shipped workflow (for the targets)")
+    parser.add_argument("--shipped", default="0.66,on,auto",
+                        help="snr,interpolation,reference strength of the shipped workflow (for the targets); "
+                             "auto: 1 for a module trained with reference attention (the loader turns it on), else 0")
     parser.add_argument("--base", type=Path, default=REPO_ROOT / "weights" / "zizi_puppet_base.safetensors")
     parser.add_argument("--temporal", type=Path, default=REPO_ROOT / "weights" / "zizi_puppet_temporal.safetensors")
     parser.add_argument("--out", type=Path, default=REPO_ROOT / "docs", help="folder for quality.md and quality.png")
@@ -293,11 +301,6 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def shipped_setting(text: str) -> Setting:
-    snr, mode, reference = (part.strip() for part in text.split(","))
-    return Setting(parse_snrs(snr)[0], mode == "on", float(reference))
-
-
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     # ComfyUI logs through the root logger ("Requested to load ..." per window): shown with --verbose only
@@ -317,11 +320,11 @@ def main(argv: list[str] | None = None) -> int:
                  [a.strip() for a in args.ablations.split(",") if a.strip()],
                  [int(c) for c in args.context_frames.split(",") if c.strip()], args.reference_strength,
                  tuple(m.strip() for m in args.noise_inits.split(",") if m.strip()))
-    shipped = shipped_setting(args.shipped)
     for path in (args.base, args.temporal):
         if not path.is_file():
             raise SystemExit(f"{path}: no such file")
     infos = {"base model": file_info(args.base), "temporal module": file_info(args.temporal)}
+    shipped = shipped_setting(args.shipped, trained_with_reference(infos["temporal module"]["metadata"]))
     args.line_scale = pose_line_scale(infos["base model"])
     if args.window is None:
         args.window = int(infos["temporal module"]["metadata"].get("trained_window", 8))

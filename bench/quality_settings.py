@@ -16,6 +16,7 @@ conditioning:
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 
 SNR_OFF = 10000.0  # nodes.window_sampling.SNR_OFF: augmentation off
@@ -93,3 +94,18 @@ def sweep(snrs: list[float], modes: list[bool], references: list[float], ablatio
         if init != "anchor":
             runs += [Setting(ablation_snr, True, ref, noise_init=init) for ref in sorted(set(references))]
     return runs
+
+
+def trained_with_reference(metadata: dict[str, str]) -> bool:
+    """Whether a temporal module file's recorded config (its safetensors metadata) has reference_attention:
+    then the loader turns reference attention on at strength 1."""
+    config = metadata.get("config")
+    return bool(config and json.loads(config).get("reference_attention", False))
+
+
+def shipped_setting(text: str, trained_reference: bool) -> Setting:
+    """``--shipped`` "snr,on|off,strength" -> a Setting; strength "auto" is what the loader applies: 1 for a
+    module trained with reference attention, else 0."""
+    snr, mode, reference = (part.strip() for part in text.split(","))
+    strength = (1.0 if trained_reference else 0.0) if reference == "auto" else float(reference)
+    return Setting(parse_snrs(snr)[0], mode == "on", strength)

@@ -26,3 +26,13 @@ def test_sweep_adds_the_other_noise_inits_outside_the_grid(settings) -> None:
     assert starts[1].name == "snr 0.66, interp on, ref 1, start: noise"
     assert not any(r.in_grid for r in starts)
     assert len({r.name for r in runs}) == len(runs)  # every row of the table is told apart
+
+
+def test_shipped_reference_strength_follows_the_module(settings) -> None:
+    trained = {"config": '{"reference_attention": true, "max_positions": 32}'}
+    plain = {"config": '{"max_positions": 32}'}
+    assert settings.trained_with_reference(trained) and not settings.trained_with_reference(plain)
+    assert not settings.trained_with_reference({})  # an AnimateDiff file: no recorded config
+    assert settings.shipped_setting("0.66,on,auto", True) == settings.Setting(0.66, True, 1.0)
+    assert settings.shipped_setting("0.66,on,auto", False) == settings.Setting(0.66, True, 0.0)
+    assert settings.shipped_setting("off,off,0.5", True) == settings.Setting(settings.SNR_OFF, False, 0.5)

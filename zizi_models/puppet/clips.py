@@ -21,7 +21,7 @@ from .render import render_clip
 logger = logging.getLogger(__name__)
 
 DEMO_CHARACTER = "ruby"  # demo_sequence's character (world 1) and make_clip's default
-DEMO_APPEARANCE_SEED = 3  # bench/quality.py's held-out character: random_appearance(3, "unseen")
+DEMO_APPEARANCE_SEED = 3  # make demo's and bench/quality.py's held-out character: random_appearance(3, "unseen")
 SPEED_RANGE = (0.5, 2.0)
 
 
@@ -88,7 +88,9 @@ def demo_sequence(frames: int = 240, size: int = 64, seed: int = 0) -> PuppetCli
     return make_clip("mixed", frames, size, 1.0, DEMO_CHARACTER, seed)
 
 
-def demo_clip(frames: int, size: int, seed: int, appearance_seed: int) -> PuppetClip:
-    """``mixed_motion`` of motion seed ``seed`` drawn as ``random_appearance(appearance_seed, "unseen")``."""
+def demo_clip(frames: int = 240, size: int = 64, seed: int = 0,
+              appearance_seed: int = DEMO_APPEARANCE_SEED) -> PuppetClip:
+    """``mixed_motion`` of motion seed ``seed`` drawn as ``random_appearance(appearance_seed, "unseen")``; the
+    defaults are ``make demo``'s clip (held-out character unseen-3, what the shipped weights never saw)."""
     return make_clip("mixed", frames, size, 1.0, random_appearance(appearance_seed, "unseen"), seed,
                      caption=APPEARANCE_CAPTION)
