@@ -2,10 +2,12 @@
 
     python bench/generate.py                  # the whole sweep: 512x512, bf16 on CUDA (fp32 on the CPU)
     python bench/generate.py --live --frames-speed 512   # live preset only: 4 steps, no CFG, frames/s
+    python bench/generate.py --live --compile # the live preset with the UNet and temporal blocks torch.compile'd
     python bench/generate.py --tiny --size 64 --frames 16 32 --frames-speed 16 --steps 1 --cfg-modes nocfg  # CPU smoke
 
-On a GPU (H100/H200) run the first command; the default sweep takes about 5-6 minutes there plus model
-building on a machine without the cached random weights. Paste the printed tables into docs/benchmarks.md.
+On a GPU (H100/H200) run the first command (or bench/gpu_sweep.sh, which runs it among the others); the
+default sweep takes about 4 minutes on an H200, plus 50 s to build the cached random weights on a machine
+without them. Paste the printed tables into docs/benchmarks.md.
 
 Model: the full-size random SD1.5 checkpoint and a full-size random temporal module
 (devtools.random_sd15; speed does not depend on weight values), loaded by ComfyUI in this process
@@ -13,6 +15,11 @@ Model: the full-size random SD1.5 checkpoint and a full-size random temporal mod
 temporal module injected with nodes.comfy.inject_temporal_model, and every run is the
 ZiziLoopController node's generate() under torch.inference_mode(), as ComfyUI's executor runs it.
 `--tiny` swaps in the tiny random SD1.5-family model for a CPU smoke run (numbers mean nothing).
+`--compile` compiles, in place with torch.compile (default mode, shapes made dynamic after the first
+recompile), every ResBlock and SpatialTransformer of ComfyUI's UNet and every temporal transformer of
+the temporal module; the compile time lands in the warm-up run and is printed.
+Window and stride default to 16 and 4: what the node's auto (0) picks for a temporal module without
+trained-window metadata, such as this random one, and for AnimateDiff modules.
 
 Tables (markdown, stdout, each printed as soon as its runs finish, so a run cut short keeps the earlier
 ones; diagnostics go to stderr through logging):
@@ -26,7 +33,9 @@ ones; diagnostics go to stderr through logging):
    setting by default, so the 512-frame row is also the live preset's sustained frames/s):
    torch.cuda.max_memory_allocated (reset per run) on CUDA, peak RSS during the run on the CPU (both
    with the weights), and the ratio largest / smallest length (target: <= 1.05);
-4. an AnimateDiff-style baseline on the same injected model: whole 16-frame windows, nothing known,
+4. (CUDA) host synchronisations: one loop run of `--frames-speed` frames at 1 step under
+   torch.cuda.set_sync_debug_mode("warn"), the syncs counted by the Python line that caused them;
+5. an AnimateDiff-style baseline on the same injected model: whole 16-frame windows, nothing known,
    no overlap, one ComfyUI sampling call per window (nodes.comfy.sample_window) + VAE decode, its
    frames/s next to the loop's, and its own fraction of the limit (window overhead 1).
 """
@@ -135,7 +144,24 @@ def matmul_tflops(device: torch.device) -> tuple[float, str]:
     return 2 * n**3 * repeats / seconds / 1e12, f"{'bf16' if cuda else 'fp32'} {n}^3"
 
 
-def load_models(pack, tiny: bool, dtype: torch.dtype):
+def compile_in_place(diffusion_model: torch.nn.Module, temporal: torch.nn.Module) -> str:
+    """torch.compile (nn.Module.compile, in place) the UNet's ResBlocks and SpatialTransformers and the temporal
+    module's TemporalTransformers: the blocks whose forward takes tensors only, so the temporal glue between
+    them (FrameCall, transformer_options) stays eager. Returns what was compiled, e.g. "25 ResBlock, ..."."""
+    # one compiled graph per block shape: SD1.5's ResBlocks alone have more input widths than dynamo's default
+    # recompile limit (8) per code object (all ResBlocks share ResBlock.forward); past it they ran eager
+    torch._dynamo.config.recompile_limit = max(torch._dynamo.config.recompile_limit, 64)
+    counts: dict[str, int] = {}
+    for root, kinds in ((diffusion_model, ("ResBlock", "SpatialTransformer")), (temporal, ("TemporalTransformer",))):
+        for module in root.modules():
+            kind = type(module).__name__
+            if kind in kinds:
+                module.compile()
+                counts[kind] = counts.get(kind, 0) + 1
+    return ", ".join(f"{n} {kind}" for kind, n in counts.items())
+
+
+def load_models(pack, tiny: bool, dtype: torch.dtype, compile_blocks: bool = False):
     """(MODEL with temporal layers injected, CLIP, VAE, description); ComfyUI loads the weights."""
     import comfy.sd
 
@@ -158,6 +184,8 @@ def load_models(pack, tiny: bool, dtype: torch.dtype):
         what, vae_how = "full-size random SD1.5 + full-size random temporal module", "ComfyUI's choice"
     inflated = bridge.inject_temporal_model(model, temporal)
     unet = model.model
+    if compile_blocks:
+        what += f"; torch.compile'd blocks: {compile_in_place(unet.diffusion_model, temporal)}"
     compute = unet.manual_cast_dtype or unet.get_dtype()
     what += (f"; UNet weights {str(unet.get_dtype())[6:]}, compute {str(compute)[6:]}; "
              f"temporal {str(next(temporal.parameters()).dtype)[6:]}; VAE {str(vae.vae_dtype)[6:]} ({vae_how})")
@@ -165,11 +193,11 @@ def load_models(pack, tiny: bool, dtype: torch.dtype):
 
 
 def run_loop(pack, model, positive, negative, vae, size: int, frames: int, window: int, stride: int, steps: int,
-             cfg: float) -> int:
+             cfg: float, interpolate: bool = True, context_frames: int = 3) -> int:
     """The node's own generate(); returns the number of frames it output."""
     controller = pack.nodes.loop_controller.ZiziLoopController()
     images, _, _ = controller.generate(model, positive, negative, vae, size, size, frames, window, stride, SNR, 0, steps,
-                                       cfg, SAMPLER, SCHEDULER)
+                                       cfg, SAMPLER, SCHEDULER, interpolate=interpolate, context_frames=context_frames)
     return int(images.shape[0])
 
 
@@ -187,6 +215,36 @@ def run_baseline(pack, model, positive, negative, vae, size: int, frames: int, s
                                        negative, index, steps, cfg, SAMPLER, SCHEDULER)
         out += bridge.vae_decode(vae, sampled).shape[0]
     return out
+
+
+def count_syncs(fn: Callable[[], object], repo_root: Path) -> list[tuple[str, int]]:
+    """(origin, count) of the CUDA host synchronisations fn makes, most frequent first: origin is the innermost
+    Python frame in this repository (ours) or else the innermost one (ComfyUI's, torch's), as file:line."""
+    import traceback
+    import warnings
+
+    counts: dict[str, int] = {}
+    original = warnings.showwarning
+
+    def record(message, category, filename, lineno, file=None, line=None) -> None:
+        if "synchroniz" not in str(message):
+            return original(message, category, filename, lineno, file, line)
+        frames = [f for f in traceback.extract_stack()[:-1] if "warnings.py" not in f.filename]
+        ours = [f for f in frames if f.filename.startswith(str(repo_root)) and "/bench/" not in f.filename]
+        where = (ours or frames)[-1]
+        key = f"{Path(where.filename).name}:{where.lineno}" + ("" if ours else " (not ours)")
+        counts[key] = counts.get(key, 0) + 1
+
+    torch.cuda.set_sync_debug_mode("warn")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("always")
+            warnings.showwarning = record
+            fn()
+    finally:
+        torch.cuda.set_sync_debug_mode("default")
+        warnings.showwarning = original
+    return sorted(counts.items(), key=lambda kv: -kv[1])
 
 
 def window_call_flops(pack, model, positive, negative, vae, size: int, frames: int, cfg: float) -> int:
@@ -208,9 +266,11 @@ def vae_decode_flops(pack, vae, size: int) -> int:
     return counter.get_total_flops()
 
 
-def window_overhead(frames: int, window: int, stride: int, max_positions: int) -> float:
+def window_overhead(frames: int, window: int, stride: int, max_positions: int, interpolate: bool = True,
+                    context_frames: int = 3) -> float:
     """Frames sampled in windows (known + generated) per output frame, for the controller's plan (no hint image)."""
-    steps = plan_video(frames, window=window, stride=stride, max_positions=max_positions, hint=False)
+    steps = plan_video(frames, window=window, stride=stride, max_positions=max_positions, hint=False,
+                       interpolate=interpolate, context_frames=context_frames)
     return sum(len(s.frames) for s in steps) / frames
 
 
@@ -222,12 +282,18 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--steps", type=int, nargs="+", default=[4, 20])
     parser.add_argument("--cfg-modes", nargs="+", choices=list(CFG_SCALES), default=list(CFG_SCALES),
                         help="nocfg = cfg 1.0 (one UNet pass per step), cfg = cfg 7.0 (two)")
-    parser.add_argument("--window", type=int, default=7, help="loop controller window (default 7, the node's)")
+    parser.add_argument("--window", type=int, default=16,
+                        help="loop controller window (default 16: the node's auto for a module without trained metadata)")
     parser.add_argument("--stride", type=int, default=STRIDE_DEFAULT)
     parser.add_argument("--dtype", choices=list(DTYPES), default=None, help="UNet dtype (default: bf16 on CUDA, fp32 on CPU)")
     parser.add_argument("--tiny", action="store_true", help="tiny random SD1.5-family model (CPU smoke run)")
     parser.add_argument("--live", action="store_true", help="live preset: 4 steps, no CFG, the frames/s run only")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
+    parser.add_argument("--interpolate", choices=("on", "off"), default="on",
+                        help="the controller's interpolate (off: every window extrapolates, stride 1)")
+    parser.add_argument("--context-frames", type=int, default=3, help="the controller's context_frames (default 3)")
+    parser.add_argument("--compile", action="store_true",
+                        help="torch.compile the UNet's ResBlocks/SpatialTransformers and the temporal transformers")
     args = parser.parse_args(argv)
     if args.live:
         args.steps, args.cfg_modes = [4], ["nocfg"]
@@ -264,21 +330,24 @@ def main(argv: list[str] | None = None) -> int:
     # tables are printed as soon as their runs finish: a run cut short by a time limit keeps the earlier ones
     with torch.inference_mode():
         log.info("loading models")
-        model, clip, vae, what = load_models(pack, args.tiny, dtype)
+        model, clip, vae, what = load_models(pack, args.tiny, dtype, args.compile)
         positive = [[clip.encode_from_tokens(clip.tokenize("a dancer on a stage")), {}]]
         negative = [[clip.encode_from_tokens(clip.tokenize("")), {}]]
         max_positions = pack.nodes.comfy.temporal_model_of(model).config.max_positions
         print(f"device: {name}, {torch.get_num_threads()} CPU threads; torch {torch.__version__}; ComfyUI {comfy_version}; "
-              f"{what}; {args.size}x{args.size}, window {args.window}, stride {args.stride}, snr {SNR}, "
+              f"{what}; {args.size}x{args.size}, window {args.window}, stride {args.stride}, interpolate {args.interpolate}, "
+              f"context_frames {args.context_frames}, snr {SNR}, "
               f"{SAMPLER}/{SCHEDULER}; command: {shlex.join(['python', 'bench/generate.py', *sys.argv[1:]])}", flush=True)
 
         def loop(frames: int, steps: int, mode: str) -> int:
             return run_loop(pack, model, positive, negative, vae, args.size, frames, args.window, args.stride, steps,
-                            CFG_SCALES[mode])
+                            CFG_SCALES[mode], args.interpolate == "on", args.context_frames)
 
         for mode in args.cfg_modes:  # warm-up (kernels, allocator, model load to the device): not reported
             log.info("warm-up, %s", mode)
-            loop(max(args.window, min(args.frames + [args.frames_speed])), 1, mode)
+            _, seconds = timed(lambda mode=mode: loop(max(args.window, min(args.frames + [args.frames_speed])), 1, mode),
+                               cuda)
+            print(f"warm-up run ({mode}, 1 step{', compiling' if args.compile else ''}): {seconds:.1f} s", flush=True)
         speed = {}
         for steps, mode in settings:
             log.info("loop controller: %d frames, %d steps, %s", args.frames_speed, steps, mode)
@@ -290,13 +359,27 @@ def main(argv: list[str] | None = None) -> int:
         if args.live:
             return 0
 
+        if cuda:
+            log.info("host synchronisations: %d frames, 1 step", args.frames_speed)
+            try:
+                syncs = count_syncs(lambda: loop(args.frames_speed, 1, args.cfg_modes[0]),
+                                    Path(__file__).resolve().parent.parent)
+            except Exception as err:  # a diagnostic: the tables after it matter more
+                log.exception("counting host synchronisations failed")
+                syncs = [(f"failed: {type(err).__name__}: {err}", 0)]
+            table(f"Host synchronisations in one loop run ({args.frames_speed} frames, 1 step, {args.cfg_modes[0]}; "
+                  f"torch.cuda.set_sync_debug_mode): {sum(n for _, n in syncs)} in all",
+                  ["| origin (innermost frame of the pack, else the innermost) | syncs |", "|---|---:|"]
+                  + [f"| {where} | {n} |" for where, n in syncs[:15]])
+
         log.info("counting FLOPs, measuring matmul throughput")
         flops = {(mode, frames): window_call_flops(pack, model, positive, negative, vae, args.size, frames,
                                                    CFG_SCALES[mode]) / frames
                  for mode in args.cfg_modes for frames in (args.window, BASELINE_WINDOW)}
         vae_flops = vae_decode_flops(pack, vae, args.size)
         tflops, matmul_what = matmul_tflops(device)
-        overhead = window_overhead(args.frames_speed, args.window, args.stride, max_positions)
+        overhead = window_overhead(args.frames_speed, args.window, args.stride, max_positions, args.interpolate == "on",
+                                   args.context_frames)
 
         def limit(steps: int, mode: str, window: int, overhead: float) -> tuple[float, float]:
             """(FLOPs per output frame, frames/s at the measured matmul throughput)."""

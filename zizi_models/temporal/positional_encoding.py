@@ -70,6 +70,9 @@ class SinusoidalPositionEncoding(nn.Module):
     def __getstate__(self) -> dict:
         return {**self.__dict__, "_last": None}  # a weakref does not pickle; the copy gathers anew
 
+    # eager under torch.compile: the cache is keyed on tensor identity (a weakref) and version, which dynamo would
+    # turn into guards that fail for every new window's positions (a recompile per window, seen on an H200)
+    @torch.compiler.disable
     def _encodings(self, positions: torch.Tensor, bounds: tuple[int, int] | None, dtype: torch.dtype) -> torch.Tensor:
         stamp = (dtype, tensor_stamp(self.pe), tensor_stamp(positions))
         last = getattr(self, "_last", None)
