@@ -135,10 +135,13 @@ def _accelerate_step(accelerator, video: ZiziVideoUNet, opt: torch.optim.Optimiz
     wrapped.train()
     params = [p for p in wrapped.parameters() if p.requires_grad]
 
+    dtype = next(video.unet.parameters()).dtype
+    autocast = torch.autocast(accelerator.device.type, dtype=dtype, enabled=dtype != torch.float32)
+
     def step(tb, text) -> torch.Tensor:
-        with accelerator.autocast():  # DeepSpeed's engine does not autocast its forward itself
+        with autocast:  # as train/fit.py: accelerate does not autocast under DeepSpeed
             pred = wrapped(tb.noisy, tb.timesteps, text, tb.positions, tb.known_latents, tb.mask, tb.aug_level)
-            loss = masked_mse(pred, tb.noise, tb.loss_mask).mean()
+        loss = masked_mse(pred, tb.noise, tb.loss_mask).mean()
         accelerator.backward(loss)
         accelerator.clip_grad_norm_(params, 1.0)
         opt.step()

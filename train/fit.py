@@ -139,10 +139,16 @@ class Fit:
         )
         prompts = drop_prompts(batch["caption"], config.data.text_dropout, gen)
         text = self.prompts(prompts)  # [B, 77, D]
+        # Autocast here, not only through accelerate: under DeepSpeed accelerate never autocasts (DeepSpeed owns
+        # the precision) and the low-precision backbone would meet fp32 latents. Nested in accelerate's own
+        # autocast (DDP, FSDP, one GPU) it changes nothing.
+        dtype = self.model.weight_dtype
+        autocast = torch.autocast(device.type, dtype=dtype, enabled=dtype != torch.float32)
         with accelerator.accumulate(self.wrapped):
             pose = batch["pose"].to(device) if "pose" in batch else None
-            prediction = self.wrapped(tb.noisy, tb.timesteps, text, tb.positions, tb.known_latents, tb.mask,
-                                      tb.aug_level, pose, batch["is_anchor"])  # [B, F, 4, h, w]
+            with autocast:
+                prediction = self.wrapped(tb.noisy, tb.timesteps, text, tb.positions, tb.known_latents, tb.mask,
+                                          tb.aug_level, pose, batch["is_anchor"])  # [B, F, 4, h, w]
             per_window = masked_mse(prediction, tb.noise, tb.loss_mask)  # [B]
             weights = min_snr_weights(tb.timesteps, self.alphas_cumprod, config.loss.min_snr_gamma)  # [B]
             accelerator.backward((per_window * weights).mean())

@@ -59,3 +59,29 @@ def test_gradient_checkpointing_gives_the_same_update(tmp_path: Path, train_data
     for key in plain:
         torch.testing.assert_close(recomputed[key], plain[key], rtol=1e-5, atol=1e-6, msg=key)
 
+
+
+def test_a_low_precision_backbone_trains_without_accelerates_autocast(tmp_path: Path, train_dataset: Path,
+                                                                       tiny_sd15_path: Path, monkeypatch) -> None:
+    """Under DeepSpeed accelerate never autocasts (its native_amp stays off: DeepSpeed owns the precision), so the
+    fit step must autocast itself: the bf16 backbone meets fp32 latents (the likely cause of the DeepSpeed row's
+    failure in the forward on an H200, docs/benchmarks.md)."""
+    import train.fit as fit_module
+
+    made = []
+
+    def accelerator_without_native_amp(config):
+        accelerator = make_accelerator(config)
+        accelerator.native_amp = False  # what Accelerator.__init__ leaves for DistributedType.DEEPSPEED
+        made.append(accelerator)
+        return accelerator
+
+    make_accelerator = fit_module.make_accelerator
+    monkeypatch.setattr(fit_module, "make_accelerator", accelerator_without_native_amp)
+    result = fit(load_config(TINY, [
+        f"data.dataset={train_dataset}", f"model.pretrained={tiny_sd15_path}", f"output_dir={tmp_path / 'run'}",
+        "max_steps=2", "data.batch_size=1", "mixed_precision=bf16", "checkpoint.every=2",
+        "logging.progress_bar=false", "logging.tensorboard=false",
+    ]))
+    assert made and not made[0].native_amp
+    assert result.step == 2 and all(torch.isfinite(torch.tensor(result.losses)))
