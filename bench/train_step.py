@@ -152,8 +152,9 @@ def _accelerate_step(accelerator, video: ZiziVideoUNet, opt: torch.optim.Optimiz
 
 
 def failure_reason(stderr: str) -> str:
-    """One line for the table from a failed row's stderr: "out of memory", else the last exception line (under
-    a launcher each line may carry a "[rank0]: " prefix, and the launcher's own error follows the worker's)."""
+    """One line for the table from a failed row's stderr: "out of memory", else the first exception line, the
+    worker's (under a launcher each line may carry a "[rank0]: " prefix, and the launcher's ChildFailedError
+    follows), else the last line."""
     if "out of memory" in stderr.lower():
         return "out of memory"
     lines = [re.sub(r"^\[rank\d+\]:\s*", "", line).strip() for line in stderr.strip().splitlines()]
