@@ -139,14 +139,9 @@ class Fit:
         )
         prompts = drop_prompts(batch["caption"], config.data.text_dropout, gen)
         text = self.prompts(prompts)  # [B, 77, D]
-        # Autocast here, not only through accelerate: under DeepSpeed accelerate never autocasts (DeepSpeed owns
-        # the precision) and the low-precision backbone would meet fp32 latents. Nested in accelerate's own
-        # autocast (DDP, FSDP, one GPU) it changes nothing.
-        dtype = self.model.weight_dtype
-        autocast = torch.autocast(device.type, dtype=dtype, enabled=dtype != torch.float32)
         with accelerator.accumulate(self.wrapped):
             pose = batch["pose"].to(device) if "pose" in batch else None
-            with autocast:
+            with self._autocast():
                 prediction = self.wrapped(tb.noisy, tb.timesteps, text, tb.positions, tb.known_latents, tb.mask,
                                           tb.aug_level, pose, batch["is_anchor"])  # [B, F, 4, h, w]
             per_window = masked_mse(prediction, tb.noise, tb.loss_mask)  # [B]
@@ -157,6 +152,13 @@ class Fit:
             self.optimizer.step()
             self.optimizer.zero_grad(set_to_none=True)
         return per_window.detach()
+
+    def _autocast(self) -> torch.autocast:
+        """Autocast to the backbone's dtype, here and not only through accelerate: under DeepSpeed accelerate never
+        autocasts (DeepSpeed owns the precision) and the low-precision backbone would meet fp32 latents. Nested
+        in accelerate's own autocast (one GPU, DDP, FSDP) it changes nothing."""
+        dtype = self.model.weight_dtype
+        return torch.autocast(self.accelerator.device.type, dtype=dtype, enabled=dtype != torch.float32)
 
     def _clip(self) -> float | None:
         params = [p for p in self.wrapped.parameters() if p.requires_grad]
@@ -264,7 +266,7 @@ class Fit:
         self.wrapped.eval()
 
         def denoise(*args):
-            with accelerator.autocast():
+            with self._autocast():
                 return self.wrapped(*args)
 
         try:

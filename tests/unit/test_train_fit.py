@@ -81,7 +81,8 @@ def test_a_low_precision_backbone_trains_without_accelerates_autocast(tmp_path: 
     result = fit(load_config(TINY, [
         f"data.dataset={train_dataset}", f"model.pretrained={tiny_sd15_path}", f"output_dir={tmp_path / 'run'}",
         "max_steps=2", "data.batch_size=1", "mixed_precision=bf16", "checkpoint.every=2",
-        "logging.progress_bar=false", "logging.tensorboard=false",
+        "validation.every=2", "validation.steps=1", "logging.progress_bar=false", "logging.tensorboard=false",
     ]))
     assert made and not made[0].native_amp
     assert result.step == 2 and all(torch.isfinite(torch.tensor(result.losses)))
+    assert (tmp_path / "run" / "validation" / "step_0000002.mp4").is_file()  # validation sampled in bf16 too
