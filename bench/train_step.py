@@ -85,7 +85,7 @@ def run_one(frames: int, size: int, dtype_name: str, checkpointing: bool, optimi
     opt = build_optimizer([{"params": params}], OptimizerConfig(name=optimizer, lr=1e-5), device)
     scaler = torch.amp.GradScaler(device.type, enabled=dtype == torch.float16 and accelerator is None)
     if accelerator is not None:
-        step_fn = _accelerate_step(accelerator, video, opt)
+        step_fn = _accelerate_step(accelerator, video, opt, dtype)
     else:
         def step_fn(tb, text) -> torch.Tensor:
             with torch.autocast(device.type, dtype=dtype, enabled=dtype != torch.float32):
@@ -123,7 +123,7 @@ def run_one(frames: int, size: int, dtype_name: str, checkpointing: bool, optimi
     return {"step_s": sorted(times)[len(times) // 2], "peak_gib": peak, "loss": float(loss)}
 
 
-def _accelerate_step(accelerator, video: ZiziVideoUNet, opt: torch.optim.Optimizer):
+def _accelerate_step(accelerator, video: ZiziVideoUNet, opt: torch.optim.Optimizer, dtype: torch.dtype):
     """The trainer's step through accelerate (train/fit.py): TrainableParts prepared with the optimizer."""
     from accelerate.utils import DistributedType
 
@@ -135,7 +135,6 @@ def _accelerate_step(accelerator, video: ZiziVideoUNet, opt: torch.optim.Optimiz
     wrapped.train()
     params = [p for p in wrapped.parameters() if p.requires_grad]
 
-    dtype = next(video.unet.parameters()).dtype
     autocast = torch.autocast(accelerator.device.type, dtype=dtype, enabled=dtype != torch.float32)
 
     def step(tb, text) -> torch.Tensor:

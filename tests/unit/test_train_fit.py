@@ -60,7 +60,6 @@ def test_gradient_checkpointing_gives_the_same_update(tmp_path: Path, train_data
         torch.testing.assert_close(recomputed[key], plain[key], rtol=1e-5, atol=1e-6, msg=key)
 
 
-
 def test_a_low_precision_backbone_trains_without_accelerates_autocast(tmp_path: Path, train_dataset: Path,
                                                                        tiny_sd15_path: Path, monkeypatch) -> None:
     """Under DeepSpeed accelerate never autocasts (its native_amp stays off: DeepSpeed owns the precision), so the
